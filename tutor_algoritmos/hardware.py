@@ -1,0 +1,113 @@
+"""What this machine can train, decided before any weights are loaded.
+
+A 3.8B model on a CPU would run for days, and a hub id with no network fails only after minutes
+of set-up: both are caught here, in seconds, with the way out (`make demo`) in the message.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tutor_algoritmos.errors import UserError
+
+logger = logging.getLogger("tutor")
+
+# Above this many parameters, CPU training is refused: SmolLM2-135M trains at a few hundred
+# tokens/s on 2 cores, so Phi-3.5-mini (3.8B, 28x larger) would need days for 3 epochs.
+CPU_PARAM_LIMIT = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Precision:
+    name: str  # "bf16", "fp16" or "fp32"
+    load_dtype: torch.dtype
+    device: str  # "cuda" or "cpu"
+
+    @property
+    def bf16(self) -> bool:
+        return self.name == "bf16"
+
+    @property
+    def fp16(self) -> bool:
+        return self.name == "fp16"
+
+
+def cpu_has_bf16() -> bool:
+    """AVX512-BF16 or AMX: bf16 matmuls run natively (about 6x fp32 on this 2-core machine)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def choose_precision() -> Precision:
+    if torch.cuda.is_available():
+        if torch.cuda.is_bf16_supported():
+            return Precision("bf16", torch.bfloat16, "cuda")
+        return Precision("fp16", torch.float16, "cuda")  # Volta/Turing: no bf16 tensor cores
+    if cpu_has_bf16():
+        return Precision("bf16", torch.bfloat16, "cpu")
+    return Precision("fp32", torch.float32, "cpu")
+
+
+def is_local_model(name: str) -> bool:
+    return Path(name).is_dir()
+
+
+def hub_cached(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except Exception:  # a malformed id is simply "not cached"
+        return False
+
+
+def check_base_model_reachable(name: str) -> None:
+    """A local folder, a model already in the Hugging Face cache, or a reachable hub id."""
+    path = Path(name)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UserError(f"{name} has no config.json — point BASE_MODEL at a Hugging Face model folder")
+        return
+    if path.exists() or name.startswith((".", "/")) or name.count("/") != 1:
+        raise UserError(f"BASE_MODEL {name!r} is neither a model folder nor a hub id like "
+                        "'microsoft/Phi-3.5-mini-instruct' — check the path")
+    if hub_cached(name):
+        return
+    from huggingface_hub import HfApi
+
+    try:
+        HfApi().model_info(name, timeout=10)
+    except Exception as err:
+        raise UserError(
+            f"cannot reach {name} on the Hugging Face Hub ({type(err).__name__}) and it is not in the "
+            "local cache — connect to the internet, download it once (huggingface-cli download "
+            f"{name}), point BASE_MODEL at a local folder, or run `make demo`, which works offline"
+        ) from None
+
+
+def parameter_count(config) -> int:
+    """Exact parameter count from the config alone, on the meta device (no memory, no download)."""
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def check_fits_hardware(config, precision: Precision, load_in_4bit: bool) -> int:
+    params = parameter_count(config)
+    if precision.device == "cpu" and params > CPU_PARAM_LIMIT:
+        raise UserError(
+            f"{params / 1e9:.1f}B parameters need a CUDA GPU (about 12 GB for 16-bit LoRA, 6 GB with "
+            "--load_in_4bit) and none is visible — use a GPU machine, or run `make demo` to see the "
+            "whole pipeline on a small model on this CPU")
+    if load_in_4bit and precision.device != "cuda":
+        raise UserError("--load_in_4bit (QLoRA) needs a CUDA GPU with bitsandbytes — drop the flag on CPU")
+    return params

@@ -1,0 +1,158 @@
+"""LoRA fine-tuning with TRL's SFTTrainer: data -> checks -> model -> adapter, resumable."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from tutor_algoritmos.dataset import Record, load_records, split_by_topic, to_prompt_completion
+from tutor_algoritmos.errors import UserError
+from tutor_algoritmos.hardware import (check_base_model_reachable, check_fits_hardware,
+                                       choose_precision)
+from tutor_algoritmos.lora_targets import check_coverage, resolve_targets
+from tutor_algoritmos.train_config import TutorArguments, TutorSFTConfig
+
+logger = logging.getLogger("tutor")
+
+
+def token_lengths(records: list[Record], tokenizer) -> list[int]:
+    """Tokens of each example exactly as training sees it: system + user + answer + <|end|>."""
+    lengths = []
+    for record in records:
+        example = to_prompt_completion(record)
+        ids = tokenizer.apply_chat_template(example["prompt"] + example["completion"], tokenize=True,
+                                            return_dict=True)["input_ids"]
+        lengths.append(len(ids))
+    return lengths
+
+
+def check_lengths(records: list[Record], tokenizer, max_length: int, data: Path) -> None:
+    too_long = [(r, n) for r, n in zip(records, token_lengths(records, tokenizer)) if n > max_length]
+    if too_long:
+        lines = "\n".join(f"{data}:{r.line}: {n} tokens > max_length {max_length} — shorten the "
+                          "answer or raise --max_length (it would be cut, losing its <|end|>)"
+                          for r, n in too_long)
+        raise UserError(f"{len(too_long)} example(s) would be truncated:\n{lines}")
+
+
+def run_fingerprint(tutor: TutorArguments, sft: TutorSFTConfig, data: Path) -> dict:
+    """What a checkpoint must share with this run to be resumed."""
+    return {
+        "base_model": tutor.base_model, "data_sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
+        "eval_fraction": tutor.eval_fraction, "lora_r": tutor.lora_r, "lora_alpha": tutor.lora_alpha,
+        "lora_dropout": tutor.lora_dropout, "lora_target_modules": tutor.target_list,
+        "load_in_4bit": tutor.load_in_4bit, "learning_rate": sft.learning_rate,
+        "num_train_epochs": sft.num_train_epochs, "max_steps": sft.max_steps,
+        "per_device_train_batch_size": sft.per_device_train_batch_size,
+        "gradient_accumulation_steps": sft.gradient_accumulation_steps,
+        "max_length": sft.max_length, "seed": sft.seed,
+    }
+
+
+def last_checkpoint(partial: Path, fingerprint: dict) -> str | None:
+    """The checkpoint to resume from, if an interrupted run of the same recipe left one."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    stamp = partial / "run_fingerprint.json"
+    if not partial.is_dir():
+        return None
+    checkpoint = get_last_checkpoint(str(partial))
+    if checkpoint is None:
+        return None
+    saved = json.loads(stamp.read_text()) if stamp.is_file() else {}
+    changed = sorted(k for k in fingerprint if saved.get(k) != fingerprint[k])
+    if changed:
+        raise UserError(f"{partial} holds checkpoints of a different run (changed: {', '.join(changed)}) "
+                        f"— delete it to start over: rm -rf {partial}")
+    return checkpoint
+
+
+def load_base(tutor: TutorArguments, precision):
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    kwargs = {"dtype": precision.load_dtype, "trust_remote_code": False}
+    if tutor.load_in_4bit:
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16 if precision.bf16 else torch.float16)
+        kwargs["device_map"] = {"": 0}
+    return AutoModelForCausalLM.from_pretrained(tutor.base_model, **kwargs)
+
+
+def train(tutor: TutorArguments, sft: TutorSFTConfig) -> Path:
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoConfig, AutoTokenizer
+    from trl import SFTTrainer
+
+    data = Path(tutor.data)
+    records = load_records(data)  # structural problems stop us before any model is touched
+    check_base_model_reachable(tutor.base_model)
+    precision = choose_precision()
+    config = AutoConfig.from_pretrained(tutor.base_model, trust_remote_code=False)
+    total_params = check_fits_hardware(config, precision, tutor.load_in_4bit)
+    tokenizer = AutoTokenizer.from_pretrained(tutor.base_model, trust_remote_code=False)
+    if not tokenizer.chat_template:
+        raise UserError(f"{tutor.base_model} has no chat template — use an instruct model")
+    check_lengths(records, tokenizer, sft.max_length, data)
+
+    train_records, eval_records = split_by_topic(records, tutor.eval_fraction)
+    logger.info("%d examples: %d train, %d held out (%.0f%%, stratified by topic)", len(records),
+                len(train_records), len(eval_records), 100 * tutor.eval_fraction)
+    out = Path(sft.output_dir)
+    partial = out.with_name(out.name + ".partial")
+    fingerprint = run_fingerprint(tutor, sft, data)
+    resume_from = last_checkpoint(partial, fingerprint)
+    partial.mkdir(parents=True, exist_ok=True)
+    (partial / "run_fingerprint.json").write_text(json.dumps(fingerprint, indent=2))
+
+    model = load_base(tutor, precision)
+    targets = resolve_targets(model, tutor.target_list)
+    peft_config = LoraConfig(task_type="CAUSAL_LM", r=tutor.lora_r, lora_alpha=tutor.lora_alpha,
+                             lora_dropout=tutor.lora_dropout, target_modules=targets)
+    args = dataclasses.replace(sft, output_dir=str(partial),
+                               eval_strategy=sft.eval_strategy if eval_records else "no")
+    trainer = SFTTrainer(
+        model=model, args=args, processing_class=tokenizer, peft_config=peft_config,
+        train_dataset=Dataset.from_list([to_prompt_completion(r) for r in train_records]),
+        eval_dataset=Dataset.from_list([to_prompt_completion(r) for r in eval_records]) if eval_records else None,
+    )
+    check_coverage(trainer.model, targets)
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    logger.info("LoRA r=%d alpha=%d on %s: %s trainable parameters (%.2f%% of %s); precision %s on %s",
+                tutor.lora_r, tutor.lora_alpha, ", ".join(targets), f"{trainable:,}",
+                100 * trainable / total_params, f"{total_params:,}", precision.name, precision.device)
+    if resume_from:
+        logger.info("resuming from %s", resume_from)
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    metrics = {**result.metrics, "trainable_parameters": trainable, "total_parameters": total_params,
+               "lora_targets": targets, "precision": precision.name, "device": precision.device,
+               "train_examples": len(train_records), "eval_examples": len(eval_records)}
+    if eval_records:
+        metrics.update(trainer.evaluate())
+    save_adapter(trainer, out, tutor, sft, metrics)
+    shutil.rmtree(partial, ignore_errors=True)
+    return out
+
+
+def save_adapter(trainer, out: Path, tutor: TutorArguments, sft: TutorSFTConfig, metrics: dict) -> None:
+    """Write everything into <out>.tmp, then swap it in: a half-written adapter never looks done."""
+    from tutor_algoritmos.loss_curve import plot_loss_curve
+
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer.model.save_pretrained(tmp)
+    run_config = {"tutor": dataclasses.asdict(tutor), "sft": sft.to_dict()}
+    (tmp / "run_config.json").write_text(json.dumps(run_config, indent=2, default=str))
+    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    (tmp / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=2))
+    plot_loss_curve(trainer.state.log_history, tmp / "loss_curve.png",
+                    f"LoRA r={tutor.lora_r} on {Path(tutor.base_model).name}")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    logger.info("adapter saved to %s (eval_loss %s)", out, metrics.get("eval_loss", "n/a"))
