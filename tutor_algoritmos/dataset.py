@@ -137,7 +137,7 @@ def split_by_topic(records: list[Record], eval_fraction: float) -> tuple[list[Re
     for record in records:
         by_tag.setdefault(record.tag, []).append(record)
     ranked = []
-    for tag, group in by_tag.items():
+    for group in by_tag.values():
         group.sort(key=_stable_key)
         ranked += [((k + 0.5) / len(group), _stable_key(r), r) for k, r in enumerate(group)]
     ranked.sort(key=lambda item: item[:2])

@@ -111,3 +111,30 @@ def check_fits_hardware(config, precision: Precision, load_in_4bit: bool) -> int
     if load_in_4bit and precision.device != "cuda":
         raise UserError("--load_in_4bit (QLoRA) needs a CUDA GPU with bitsandbytes — drop the flag on CPU")
     return params
+
+
+def preflight(base_model: str, load_in_4bit: bool = False) -> str:
+    """Seconds-long answer to "can this machine fine-tune this model?", before any download."""
+    from transformers import AutoConfig
+
+    check_base_model_reachable(base_model)
+    precision = choose_precision()
+    config = AutoConfig.from_pretrained(base_model, trust_remote_code=False)
+    params = check_fits_hardware(config, precision, load_in_4bit)
+    return f"{base_model}: {params / 1e6:,.0f}M parameters, {precision.name} on {precision.device}"
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Check that this machine can fine-tune a base model.")
+    parser.add_argument("--base_model", required=True)
+    parser.add_argument("--load_in_4bit", action="store_true")
+    args = parser.parse_args()
+    logger.info("preflight OK: %s", preflight(args.base_model, args.load_in_4bit))
+
+
+if __name__ == "__main__":
+    from tutor_algoritmos.errors import run_cli
+
+    run_cli(main)

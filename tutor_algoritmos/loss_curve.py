@@ -15,9 +15,9 @@ def plot_loss_curve(log_history: list[dict], out_png: Path, title: str) -> None:
     evals = [(e["step"], e["eval_loss"]) for e in log_history if "eval_loss" in e]
     fig, ax = plt.subplots(figsize=(7, 4))
     if train:
-        ax.plot(*zip(*train), label="train loss (answer tokens)")
+        ax.plot(*zip(*train, strict=True), label="train loss (answer tokens)")
     if evals:
-        ax.plot(*zip(*evals), "o-", label="eval loss (held-out answers)")
+        ax.plot(*zip(*evals, strict=True), "o-", label="eval loss (held-out answers)")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("cross-entropy (nats/token)")
     ax.set_title(title)

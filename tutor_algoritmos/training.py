@@ -11,8 +11,7 @@ from pathlib import Path
 
 from tutor_algoritmos.dataset import Record, load_records, split_by_topic, to_prompt_completion
 from tutor_algoritmos.errors import UserError
-from tutor_algoritmos.hardware import (check_base_model_reachable, check_fits_hardware,
-                                       choose_precision)
+from tutor_algoritmos.hardware import check_base_model_reachable, check_fits_hardware, choose_precision
 from tutor_algoritmos.lora_targets import check_coverage, resolve_targets
 from tutor_algoritmos.train_config import TutorArguments, TutorSFTConfig
 
@@ -31,7 +30,7 @@ def token_lengths(records: list[Record], tokenizer) -> list[int]:
 
 
 def check_lengths(records: list[Record], tokenizer, max_length: int, data: Path) -> None:
-    too_long = [(r, n) for r, n in zip(records, token_lengths(records, tokenizer)) if n > max_length]
+    too_long = [(r, n) for r, n in zip(records, token_lengths(records, tokenizer), strict=True) if n > max_length]
     if too_long:
         lines = "\n".join(f"{data}:{r.line}: {n} tokens > max_length {max_length} — shorten the "
                           "answer or raise --max_length (it would be cut, losing its <|end|>)"
@@ -84,11 +83,35 @@ def load_base(tutor: TutorArguments, precision):
     return AutoModelForCausalLM.from_pretrained(tutor.base_model, **kwargs)
 
 
-def train(tutor: TutorArguments, sft: TutorSFTConfig) -> Path:
+def build_trainer(tutor: TutorArguments, sft: TutorSFTConfig, train_records: list[Record],
+                  eval_records: list[Record], tokenizer, precision, total_params: int):
+    """SFTTrainer with LoRA on the resolved projections, coverage verified before any step."""
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import AutoConfig, AutoTokenizer
     from trl import SFTTrainer
+
+    model = load_base(tutor, precision)
+    targets = resolve_targets(model, tutor.target_list)
+    peft_config = LoraConfig(task_type="CAUSAL_LM", r=tutor.lora_r, lora_alpha=tutor.lora_alpha,
+                             lora_dropout=tutor.lora_dropout, target_modules=targets)
+    if not eval_records:
+        sft = dataclasses.replace(sft, eval_strategy="no")
+    trainer = SFTTrainer(
+        model=model, args=sft, processing_class=tokenizer, peft_config=peft_config,
+        train_dataset=Dataset.from_list([to_prompt_completion(r) for r in train_records]),
+        eval_dataset=Dataset.from_list([to_prompt_completion(r) for r in eval_records]) if eval_records else None,
+    )
+    check_coverage(trainer.model, targets)
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    logger.info("LoRA r=%d alpha=%d on %s: %s trainable parameters (%.2f%% of %s); precision %s on %s",
+                tutor.lora_r, tutor.lora_alpha, ", ".join(targets), f"{trainable:,}",
+                100 * trainable / total_params, f"{total_params:,}", precision.name, precision.device)
+    return trainer, targets, trainable
+
+
+def prepare(tutor: TutorArguments, sft: TutorSFTConfig):
+    """Every check that needs no weights: data, base model, hardware, lengths. Seconds, not minutes."""
+    from transformers import AutoConfig, AutoTokenizer
 
     data = Path(tutor.data)
     records = load_records(data)  # structural problems stop us before any model is touched
@@ -100,33 +123,24 @@ def train(tutor: TutorArguments, sft: TutorSFTConfig) -> Path:
     if not tokenizer.chat_template:
         raise UserError(f"{tutor.base_model} has no chat template — use an instruct model")
     check_lengths(records, tokenizer, sft.max_length, data)
+    return records, tokenizer, precision, total_params
 
+
+def train(tutor: TutorArguments, sft: TutorSFTConfig) -> Path:
+    records, tokenizer, precision, total_params = prepare(tutor, sft)
     train_records, eval_records = split_by_topic(records, tutor.eval_fraction)
     logger.info("%d examples: %d train, %d held out (%.0f%%, stratified by topic)", len(records),
                 len(train_records), len(eval_records), 100 * tutor.eval_fraction)
     out = Path(sft.output_dir)
     partial = out.with_name(out.name + ".partial")
-    fingerprint = run_fingerprint(tutor, sft, data)
+    fingerprint = run_fingerprint(tutor, sft, Path(tutor.data))
     resume_from = last_checkpoint(partial, fingerprint)
     partial.mkdir(parents=True, exist_ok=True)
     (partial / "run_fingerprint.json").write_text(json.dumps(fingerprint, indent=2))
 
-    model = load_base(tutor, precision)
-    targets = resolve_targets(model, tutor.target_list)
-    peft_config = LoraConfig(task_type="CAUSAL_LM", r=tutor.lora_r, lora_alpha=tutor.lora_alpha,
-                             lora_dropout=tutor.lora_dropout, target_modules=targets)
-    args = dataclasses.replace(sft, output_dir=str(partial),
-                               eval_strategy=sft.eval_strategy if eval_records else "no")
-    trainer = SFTTrainer(
-        model=model, args=args, processing_class=tokenizer, peft_config=peft_config,
-        train_dataset=Dataset.from_list([to_prompt_completion(r) for r in train_records]),
-        eval_dataset=Dataset.from_list([to_prompt_completion(r) for r in eval_records]) if eval_records else None,
-    )
-    check_coverage(trainer.model, targets)
-    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-    logger.info("LoRA r=%d alpha=%d on %s: %s trainable parameters (%.2f%% of %s); precision %s on %s",
-                tutor.lora_r, tutor.lora_alpha, ", ".join(targets), f"{trainable:,}",
-                100 * trainable / total_params, f"{total_params:,}", precision.name, precision.device)
+    trainer, targets, trainable = build_trainer(
+        tutor, dataclasses.replace(sft, output_dir=str(partial)), train_records, eval_records,
+        tokenizer, precision, total_params)
     if resume_from:
         logger.info("resuming from %s", resume_from)
     result = trainer.train(resume_from_checkpoint=resume_from)

@@ -1,0 +1,149 @@
+# Tutor de Algoritmos: JSONL -> LoRA adapter -> merged model -> GGUF -> quantized GGUF -> Ollama.
+# `make` lists the targets. Every step writes a real file, so make skips what is done and redoes
+# a step when its inputs (data, code, or the variables below) change.
+
+PYTHON ?= .venv/bin/python
+BASE_MODEL ?= microsoft/Phi-3.5-mini-instruct
+DATA ?= algoritmos_fixed.jsonl
+OUT ?= out
+OUTTYPE ?= f16
+QUANT ?= Q4_K_M
+MODEL_NAME ?= tutor-algoritmos
+LLAMA_CPP_DIR ?= llama.cpp
+TRAIN_ARGS ?=
+# llama-cpp-python is compiled for a portable CPU: a -march=native build segfaults on quantized
+# GGUFs on some machines. `make deps LLAMA_CMAKE_ARGS=` builds it native (faster, if it works).
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+SYSTEM_PYTHON ?= python3
+VENV ?= .venv
+SMOKE_QUESTION ?= ¿Qué es la búsqueda binaria y cuándo conviene usarla?
+
+.DELETE_ON_ERROR:
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+DEPS_STAMP := $(VENV)/.requirements-installed
+CONVERTER := $(LLAMA_CPP_DIR)/convert_hf_to_gguf.py
+TINY_MODEL := build/tiny-phi3/config.json
+DATA_STAMP := $(OUT)/.data-checked
+ADAPTER := $(OUT)/adapter/adapter_model.safetensors
+MERGED := $(OUT)/merged/config.json
+GGUF := $(OUT)/tutor_algoritmos.gguf
+QUANTIZED := $(OUT)/tutor_algoritmos-$(QUANT).gguf
+MODELFILE := $(OUT)/Modelfile
+PKG := tutor_algoritmos
+
+# Variables a step depends on are kept in $(OUT)/.vars/; a file changes only when its value does,
+# so e.g. a new BASE_MODEL retrains while an unchanged one keeps the adapter.
+remember = $(shell mkdir -p $(OUT)/.vars && f=$(OUT)/.vars/$(1) && \
+	if [ "$$(cat $$f 2>/dev/null)" != '$(2)' ]; then printf '%s' '$(2)' > $$f; fi; echo $(OUT)/.vars/$(1))
+ifneq ($(filter check-data train merge gguf quantize modelfile ollama all $(OUT)/%,$(MAKECMDGOALS)),)
+VAR_BASE := $(call remember,base_model,$(BASE_MODEL))
+VAR_TRAIN := $(call remember,train_args,$(TRAIN_ARGS))
+VAR_OUTTYPE := $(call remember,outtype,$(OUTTYPE))
+VAR_NAME := $(call remember,model_name,$(MODEL_NAME))
+endif
+
+## help: list targets and variables (default)
+.PHONY: help
+help:
+	@echo "Tutor de Algoritmos — make TARGET [VARIABLE=value ...]"
+	@echo
+	@grep -E '^## ' $(MAKEFILE_LIST) | sed -e 's/^## /  /'
+	@echo
+	@echo "Variables (current value):"
+	@$(foreach v,PYTHON BASE_MODEL DATA OUT OUTTYPE QUANT MODEL_NAME LLAMA_CPP_DIR TRAIN_ARGS LLAMA_CMAKE_ARGS,\
+		printf '  %-17s %s\n' '$(v)' '$($(v))';)
+
+## deps: create .venv from requirements.txt (redone only when it changes)
+.PHONY: deps
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP): requirements.txt
+	$(SYSTEM_PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	# --no-cache-dir: pip caches built wheels by version only, not by CMAKE_ARGS
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(VENV)/bin/pip install --quiet --no-cache-dir -r requirements.txt
+	touch $@
+
+## llama.cpp: fetch llama.cpp's converter at the pinned commit (git, or the PyPI sdist offline)
+.PHONY: llama.cpp
+llama.cpp: $(CONVERTER)
+$(CONVERTER): | $(DEPS_STAMP)
+	$(PYTHON) -m $(PKG).llama_cpp_source $(LLAMA_CPP_DIR)
+
+## tiny-model: build/tiny-phi3/, Phi-3.5 in miniature with its real tokenizer (test fixture)
+.PHONY: tiny-model
+tiny-model: $(TINY_MODEL)
+$(TINY_MODEL): $(PKG)/tiny_phi3.py $(PKG)/phi3_tokenizer.py | $(CONVERTER)
+	$(PYTHON) -m $(PKG).tiny_phi3 --vocab-gguf $(LLAMA_CPP_DIR)/models/ggml-vocab-phi-3.gguf --out build/tiny-phi3
+
+## preflight: can this machine fine-tune BASE_MODEL? (GPU, hub access; seconds)
+.PHONY: preflight
+preflight: | $(DEPS_STAMP)
+	$(PYTHON) -m $(PKG).hardware --base_model $(BASE_MODEL)
+
+## check-data: validate DATA (structure, runnable examples, analogies, duplicates)
+.PHONY: check-data
+check-data: $(DATA_STAMP)
+$(DATA_STAMP): $(DATA) $(PKG)/check_data.py $(PKG)/dataset.py $(PKG)/sandbox.py | $(DEPS_STAMP)
+	$(PYTHON) -m $(PKG).check_data $(DATA)
+	@mkdir -p $(@D) && touch $@
+
+## train: LoRA fine-tune -> OUT/adapter/ (extra flags: TRAIN_ARGS="--max_steps 2")
+.PHONY: train
+train: $(ADAPTER)
+$(ADAPTER): $(DATA_STAMP) train_lora.py $(PKG)/training.py $(PKG)/train_config.py $(PKG)/lora_targets.py \
+		$(PKG)/hardware.py $(PKG)/prompts.py $(VAR_BASE) $(VAR_TRAIN)
+	$(PYTHON) train_lora.py --base_model $(BASE_MODEL) --data $(DATA) --output_dir $(OUT)/adapter $(TRAIN_ARGS)
+
+## merge: fold the adapter into the base -> OUT/merged/ (safetensors + tokenizer files)
+.PHONY: merge
+merge: $(MERGED)
+$(MERGED): $(ADAPTER) convert_lora_to_gguf.py $(PKG)/merge.py
+	$(PYTHON) convert_lora_to_gguf.py merge --base $(BASE_MODEL) --adapter $(OUT)/adapter --out $(OUT)/merged
+
+## gguf: convert with llama.cpp -> OUT/tutor_algoritmos.gguf (OUTTYPE: f32 f16 bf16 q8_0)
+.PHONY: gguf
+gguf: $(GGUF)
+$(GGUF): $(MERGED) $(PKG)/conversion.py $(PKG)/gguf_tools.py $(VAR_OUTTYPE) $(VAR_NAME) | $(CONVERTER)
+	$(PYTHON) convert_lora_to_gguf.py convert --merged $(OUT)/merged --outfile $@ --outtype $(OUTTYPE) \
+		--llama-cpp-dir $(LLAMA_CPP_DIR) --model-name "$(MODEL_NAME)"
+
+## quantize: llama.cpp quantizer -> OUT/tutor_algoritmos-QUANT.gguf (Q4_K_M, Q5_K_M, Q8_0, ...)
+.PHONY: quantize
+quantize: $(QUANTIZED)
+$(QUANTIZED): $(GGUF)
+	$(PYTHON) convert_lora_to_gguf.py quantize --gguf $(GGUF) --quant $(QUANT) --outfile $@
+
+## modelfile: OUT/Modelfile for Ollama (template and stops from the GGUF's family, tutor SYSTEM)
+.PHONY: modelfile
+modelfile: $(MODELFILE)
+$(MODELFILE): $(GGUF) $(PKG)/modelfile.py $(PKG)/chat_formats.py $(PKG)/prompts.py
+	$(PYTHON) -m $(PKG).modelfile --gguf $(GGUF) --out $@
+
+## ollama: ollama create MODEL_NAME -f OUT/Modelfile, then ask it one question
+.PHONY: ollama
+ollama: $(MODELFILE)
+	@command -v ollama >/dev/null || { echo "ollama is not installed. Get it from https://ollama.com/download," \
+		"then run: ollama create $(MODEL_NAME) -f $(MODELFILE)"; exit 1; }
+	@ollama list >/dev/null 2>&1 || { echo "the Ollama server is not running: start it with 'ollama serve'" \
+		"(or open the Ollama app), then run make ollama again"; exit 1; }
+	ollama create $(MODEL_NAME) -f $(MODELFILE)
+	ollama run $(MODEL_NAME) "$(SMOKE_QUESTION)"
+
+## all: preflight, check-data, train, merge, gguf, quantize, modelfile, ollama (needs a CUDA GPU)
+.PHONY: all
+all: preflight
+	$(MAKE) check-data train merge gguf quantize modelfile
+	$(MAKE) ollama
+
+## test: ruff and the test suite (builds what it needs first)
+.PHONY: test
+test: $(DEPS_STAMP) $(CONVERTER) $(TINY_MODEL)
+	$(VENV)/bin/ruff check .
+	$(PYTHON) -m pytest -q tests
+
+## clean: remove OUT and build/ (keeps .venv and llama.cpp)
+.PHONY: clean
+clean:
+	rm -rf $(OUT) build

@@ -1,0 +1,3 @@
+module ollama_render
+
+go 1.19

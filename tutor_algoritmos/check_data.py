@@ -1,0 +1,167 @@
+"""Validate a tutor dataset: every rule, every line, one run.
+
+    python -m tutor_algoritmos.check_data algoritmos_fixed.jsonl
+    python -m tutor_algoritmos.check_data mine.jsonl --no-exec        # skip running the examples
+    python -m tutor_algoritmos.check_data data.jsonl --tokenizer build/tiny-phi3 --max-length 2048
+
+Per entry: one JSON object with exactly `instruction` and `output` (non-empty strings), the
+`[Tema] - ` prefix, at least one ```python block, every block runs in the sandbox and its asserts
+pass, a paragraph that starts with `Analogía:`, the token length within max_length, and a question
+that is not an exact or near duplicate of another. Problems print as `FILE:LINE: what — fix`;
+the exit status is 1 if there is any.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import unicodedata
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from difflib import SequenceMatcher
+from pathlib import Path
+
+from tutor_algoritmos.dataset import Problem, Record, read_jsonl
+
+PYTHON_BLOCK = re.compile(r"```python[ \t]*\r?\n(.*?)```", re.S)
+ANALOGY = re.compile(r"(^|\n)\s*(\*\*)?Analogía:")
+# A near duplicate is the same question reworded: the normalised texts are >= 85% alike (difflib)
+# AND share >= 80% of their content words. The second test keeps apart questions that differ in
+# the one word that matters ("¿Cuándo conviene el ordenamiento por inserción / por selección?",
+# 94% alike as text, 67% as content words).
+NEAR_DUPLICATE_TEXT = 0.85
+NEAR_DUPLICATE_WORDS = 0.8
+STOPWORDS = frozenset("""a al algo como con de del el en entre es esta este hay la las lo los me mi
+mis o para por que se si sin su sus te tu un una uno unos unas y ya""".split())
+
+# Question type by wording; the first rule that matches wins (lower-cased question).
+QUESTION_TYPES = (
+    ("traza", ("paso a paso", "traza", "simula")),
+    ("depuración", ("por qué mi", "mi código", "no funciona", "error", "falla", "bug", "se cuelga")),
+    ("comparación", (" vs ", "diferencia", "compara", "mejor que")),
+    ("complejidad", ("complejidad", "o(", "cuánto tarda", "cuánta memoria", "cuánto cuesta")),
+    ("cuándo usar", ("cuándo", "en qué casos", "conviene")),
+    ("código", ("código", "implement", "escribe", "muéstrame", "programa")),
+    ("concepto", ("qué es", "qué significa", "explica", "cómo funciona", "qué son", "para qué")),
+)
+
+
+def question_type(question: str) -> str:
+    low = question.lower()
+    return next((name for name, keys in QUESTION_TYPES if any(k in low for k in keys)), "otro")
+
+
+def normalise(question: str) -> str:
+    """Lower case, no accents or punctuation, single spaces: the text duplicates are judged on."""
+    text = unicodedata.normalize("NFKD", question.lower())
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    return " ".join(re.sub(r"[^\w\s]", " ", text).split())
+
+
+def content_problems(record: Record) -> list[Problem]:
+    problems = []
+    if not PYTHON_BLOCK.search(record.output):
+        problems.append(Problem(record.line, "the answer has no ```python block",
+                                "add a runnable example that ends with assert checks"))
+    if not ANALOGY.search(record.output):
+        problems.append(Problem(record.line, "no paragraph starts with 'Analogía:'",
+                                "end the answer with an everyday analogy introduced by 'Analogía:'"))
+    return problems
+
+
+def duplicate_problems(records: list[Record]) -> list[Problem]:
+    problems, seen = [], {}
+    normalised = [(r, normalise(r.question)) for r in records]
+    for r, text in normalised:
+        if text in seen:
+            problems.append(Problem(r.line, f"same question as line {seen[text]}", "remove one or ask something else"))
+        else:
+            seen[text] = r.line
+    unique = [(r, t, set(t.split()) - STOPWORDS) for r, t in normalised if seen[t] == r.line]
+    for i, (a, ta, wa) in enumerate(unique):
+        for b, tb, wb in unique[i + 1:]:
+            if len(wa & wb) < NEAR_DUPLICATE_WORDS * len(wa | wb):
+                continue
+            if (ratio := SequenceMatcher(None, ta, tb, autojunk=False).ratio()) >= NEAR_DUPLICATE_TEXT:
+                problems.append(Problem(b.line, f"near duplicate of line {a.line} ({ratio:.0%} alike)",
+                                        "ask a different question or remove one"))
+    return problems
+
+
+def execution_problems(records: list[Record], workers: int) -> list[Problem]:
+    from tutor_algoritmos.sandbox import run_python
+
+    jobs = [(r, n, code) for r in records for n, code in enumerate(PYTHON_BLOCK.findall(r.output), start=1)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(lambda job: run_python(job[2]), jobs))
+    problems = []
+    for (record, n, code), result in zip(jobs, results, strict=True):
+        if not result.ok:
+            problems.append(Problem(record.line, f"python block {n} {result.problem}",
+                                    "fix the example so it runs on its own, standard library only"))
+        elif "assert" not in code:
+            problems.append(Problem(record.line, f"python block {n} checks nothing",
+                                    "end it with assert lines that test what the text claims"))
+    return problems
+
+
+def length_problems(records: list[Record], tokenizer_name: str, max_length: int) -> list[Problem]:
+    from transformers import AutoTokenizer
+
+    from tutor_algoritmos.training import token_lengths
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_name, trust_remote_code=False)
+    return [Problem(r.line, f"{n} tokens with the system prompt and chat template, over max_length {max_length}",
+                    "shorten the answer (or raise --max_length for training)")
+            for r, n in zip(records, token_lengths(records, tokenizer), strict=True) if n > max_length]
+
+
+def check(path: Path, execute: bool = True, tokenizer: str | None = None, max_length: int = 2048,
+          workers: int = 2) -> tuple[list[Record], list[Problem]]:
+    records, problems = read_jsonl(path)
+    for record in records:
+        problems += content_problems(record)
+    problems += duplicate_problems(records)
+    if execute:
+        problems += execution_problems(records, workers)
+    if tokenizer:
+        problems += length_problems(records, tokenizer, max_length)
+    return records, sorted(problems, key=lambda p: p.line)
+
+
+def summary(records: list[Record]) -> str:
+    tags = Counter(r.tag for r in records)
+    types = Counter(question_type(r.question) for r in records)
+    lines = [f"{len(records)} entries, {len(tags)} topics"]
+    lines += [f"  {count:4d}  {tag}" for tag, count in sorted(tags.items(), key=lambda kv: (-kv[1], kv[0]))]
+    lines.append("question types: " + ", ".join(f"{t} {c}" for t, c in types.most_common()))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path, help="the JSONL file to check")
+    parser.add_argument("--no-exec", action="store_true", help="do not run the python examples")
+    parser.add_argument("--tokenizer", help="model folder or hub id whose tokenizer measures length")
+    parser.add_argument("--max-length", type=int, default=2048, help="token limit (train's --max_length)")
+    parser.add_argument("--workers", type=int, default=2, help="examples run in parallel")
+    parser.add_argument("--quiet", action="store_true", help="print problems only, no summary")
+    args = parser.parse_args(argv)
+    if not args.data.is_file():
+        print(f"{args.data}: no such file — pass an existing JSONL file (DATA=... in make)", file=sys.stderr)
+        return 1
+    records, problems = check(args.data, not args.no_exec, args.tokenizer, args.max_length, args.workers)
+    if not args.quiet:
+        print(summary(records))
+    for problem in problems:
+        print(problem.format(args.data), file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s) in {args.data}", file=sys.stderr)
+        return 1
+    print(f"{args.data}: OK ({len(records)} entries{'' if not args.no_exec else ', examples not run'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
