@@ -1,0 +1,73 @@
+"""User mistakes end in one clear line and exit status 1, never a traceback, in seconds."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import PHI35_MINI_CONFIG, ROOT
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+
+
+def run(*args, timeout=120):
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, env=ENV, timeout=timeout)
+
+
+def assert_user_error(result, *needles):
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
+
+
+def test_help_needs_no_gpu_or_network():
+    result = run("train_lora.py", "--help")
+    assert result.returncode == 0 and "--lora_r" in result.stdout and "--max_length" in result.stdout
+    assert run("convert_lora_to_gguf.py", "--help").returncode == 0
+
+
+def test_broken_dataset_stops_train_before_any_model(tmp_path):
+    data = tmp_path / "bad.jsonl"
+    data.write_text('{"instruction": "[BFS] - ¿Qué es?", "output": "x"}\n{"instruction": "sin tema"', encoding="utf-8")
+    result = run("train_lora.py", "--data", str(data), "--base_model", "build/tiny-phi3", timeout=60)
+    assert_user_error(result, f"{data}:2: invalid JSON")
+
+
+def test_config_typo_and_impossible_values(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("lora_rank: 8\n")
+    assert_user_error(run("train_lora.py", "--config", str(recipe)), "lora_rank")
+    assert_user_error(run("train_lora.py", "--lora_r", "0"), "--lora_r 0")
+    assert_user_error(run("train_lora.py", "--learning_rate", "-1"), "--learning_rate")
+
+
+def test_unreachable_hub_model_points_to_demo(tmp_path):
+    result = run("-m", "tutor_algoritmos.hardware", "--base_model", "microsoft/Phi-3.5-mini-instruct")
+    assert_user_error(result, "Hugging Face Hub", "make demo")
+
+
+def test_big_model_without_cuda_points_to_demo(tmp_path):
+    from transformers import Phi3Config
+
+    Phi3Config(**PHI35_MINI_CONFIG).save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["hidden_size"] == 3072
+    result = run("-m", "tutor_algoritmos.hardware", "--base_model", str(tmp_path))
+    assert_user_error(result, "3.8B parameters need a CUDA GPU", "make demo")
+
+
+def test_bad_outtype_and_quant_name_the_choices(tmp_path):
+    result = run("convert_lora_to_gguf.py", "convert", "--merged", str(tmp_path), "--outfile", "x.gguf",
+                 "--outtype", "q4")
+    assert result.returncode == 2 and "choose from 'f32', 'f16', 'bf16', 'q8_0'" in result.stderr
+    result = run("convert_lora_to_gguf.py", "quantize", "--gguf", "x.gguf", "--outfile", "y.gguf", "--quant", "Q9")
+    assert result.returncode == 2 and "Q4_K_M" in result.stderr
+
+
+def test_merge_refuses_an_adapter_of_another_base(tmp_path):
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "some/other-model"}))
+    result = run("convert_lora_to_gguf.py", "merge", "--base", "build/tiny-phi3", "--adapter", str(tmp_path),
+                 "--out", str(tmp_path / "merged"))
+    assert_user_error(result, "trained on some/other-model")

@@ -1,0 +1,116 @@
+"""`make gguf quantize modelfile` on the tiny Phi-3.5, then the GGUF against the merged HF model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import LLAMA_CPP_DIR, ROOT
+
+from tutor_algoritmos.dataset import prompt_messages
+
+QUESTION = "[Dijkstra] - ¿Por qué Dijkstra no funciona con pesos negativos? Explícalo con un grafo pequeño."
+MAKE_GOALS = ["gguf", "quantize", "modelfile"]
+
+
+def make(out, *goals, extra=()):
+    return subprocess.run(["make", *goals, f"PYTHON={sys.executable}", "BASE_MODEL=build/tiny-phi3",
+                           f"OUT={out}", f"LLAMA_CPP_DIR={LLAMA_CPP_DIR}", "TRAIN_ARGS=--max_steps 2", *extra],
+                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pipeline")
+    result = make(out, *MAKE_GOALS)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def merged_logits(pipeline):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(pipeline / "merged")
+    text = tok.apply_chat_template(prompt_messages(QUESTION), tokenize=False, add_generation_prompt=True)
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    model = AutoModelForCausalLM.from_pretrained(pipeline / "merged", dtype=torch.float32)
+    with torch.no_grad():
+        logits = model(torch.tensor([ids])).logits[0].numpy()
+    return text, ids, logits
+
+
+def llama_logits(gguf, text):
+    from llama_cpp import Llama
+
+    llm = Llama(str(gguf), n_ctx=512, logits_all=True, verbose=False, n_threads=2)
+    try:
+        ids = llm.tokenize(text.encode(), add_bos=True, special=True)  # as llama.cpp serves it
+        llm.eval(ids)
+        return ids, np.array(llm.scores[: len(ids)])
+    finally:
+        llm.close()
+
+
+def test_outputs_exist_and_make_considers_them_done(pipeline):
+    names = {p.name for p in pipeline.iterdir()}
+    assert {"adapter", "merged", "tutor_algoritmos.gguf", "tutor_algoritmos-Q4_K_M.gguf", "Modelfile"} <= names
+    assert not [n for n in names if n.endswith(".tmp")]
+    assert {"tokenizer.model", "tokenizer.json", "tokenizer_config.json"} <= {p.name for p in (pipeline / "merged").iterdir()}
+    assert (pipeline / "adapter" / "loss_curve.png").stat().st_size > 0
+    query = subprocess.run(["make", "-q", *MAKE_GOALS, f"PYTHON={sys.executable}", "BASE_MODEL=build/tiny-phi3",
+                            f"OUT={pipeline}", f"LLAMA_CPP_DIR={LLAMA_CPP_DIR}", "TRAIN_ARGS=--max_steps 2"], cwd=ROOT)
+    assert query.returncode == 0  # nothing to redo
+
+
+def test_changed_variable_redoes_only_its_steps(pipeline):
+    dry = make(pipeline, "-n", "gguf", extra=["OUTTYPE=f32"])
+    assert "convert_lora_to_gguf.py convert" in dry.stdout and "train_lora.py" not in dry.stdout
+    make(pipeline, "-n", "gguf")  # put the remembered OUTTYPE back to f16
+
+
+def test_gguf_metadata(pipeline):
+    from tutor_algoritmos.gguf_tools import check_gguf, end_of_generation_ids
+
+    info = check_gguf(pipeline / "tutor_algoritmos.gguf", "phi3")
+    assert "phi-3" in info.name.lower() and info.chat_format.name == "phi3"
+    assert 32007 in end_of_generation_ids(pipeline / "tutor_algoritmos-Q4_K_M.gguf")
+
+
+def test_f32_gguf_matches_merged_model(pipeline, merged_logits, tmp_path):
+    text, hf_ids, hf_logits = merged_logits
+    f32 = tmp_path / "f32.gguf"
+    subprocess.run([sys.executable, "convert_lora_to_gguf.py", "convert", "--merged", str(pipeline / "merged"),
+                    "--outfile", str(f32), "--outtype", "f32", "--llama-cpp-dir", str(LLAMA_CPP_DIR)],
+                   cwd=ROOT, check=True, capture_output=True)
+    ids, logits = llama_logits(f32, text)
+    assert ids == hf_ids
+    assert np.abs(logits - hf_logits).max() < 1e-3
+
+
+def test_f16_gguf_matches_merged_model(pipeline, merged_logits):
+    text, hf_ids, hf_logits = merged_logits
+    ids, logits = llama_logits(pipeline / "tutor_algoritmos.gguf", text)
+    assert ids == hf_ids
+    assert np.abs(logits - hf_logits).max() < 5e-2
+
+
+def test_quantized_gguf_loads_and_generates(pipeline, merged_logits):
+    from llama_cpp import Llama
+
+    llm = Llama(str(pipeline / "tutor_algoritmos-Q4_K_M.gguf"), n_ctx=512, verbose=False, n_threads=2)
+    try:
+        out = llm.create_completion(merged_logits[0], max_tokens=8, temperature=0.0)
+        assert out["usage"]["completion_tokens"] >= 1
+    finally:
+        llm.close()
+
+
+def test_modelfile_points_at_the_gguf_next_to_it(pipeline):
+    text = (pipeline / "Modelfile").read_text(encoding="utf-8")
+    assert "FROM ./tutor_algoritmos.gguf\n" in text
+    assert (pipeline / "tutor_algoritmos.gguf").is_file()
