@@ -60,7 +60,8 @@ def test_outputs_exist_and_make_considers_them_done(pipeline):
     names = {p.name for p in pipeline.iterdir()}
     assert {"adapter", "merged", "tutor_algoritmos.gguf", "tutor_algoritmos-Q4_K_M.gguf", "Modelfile"} <= names
     assert not [n for n in names if n.endswith(".tmp")]
-    assert {"tokenizer.model", "tokenizer.json", "tokenizer_config.json"} <= {p.name for p in (pipeline / "merged").iterdir()}
+    merged_files = {p.name for p in (pipeline / "merged").iterdir()}
+    assert {"tokenizer.model", "tokenizer.json", "tokenizer_config.json"} <= merged_files
     assert (pipeline / "adapter" / "loss_curve.png").stat().st_size > 0
     query = subprocess.run(["make", "-q", *MAKE_GOALS, f"PYTHON={sys.executable}", "BASE_MODEL=build/tiny-phi3",
                             f"OUT={pipeline}", f"LLAMA_CPP_DIR={LLAMA_CPP_DIR}", "TRAIN_ARGS=--max_steps 2"], cwd=ROOT)

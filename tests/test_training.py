@@ -53,9 +53,10 @@ def test_training_prompt_uses_the_one_system_prompt():
 def test_every_layer_carries_adapters_on_fused_projections(trainer):
     trainer, targets, trainable, _ = trainer
     assert targets == ["down_proj", "gate_up_proj", "o_proj", "qkv_proj"]
-    adapted = {n.split(".lora_A")[0].split("layers.")[1] for n, _ in trainer.model.named_modules() if n.endswith("lora_A")}
-    assert adapted == {f"{i}.{kind}.{name}" for i in range(2) for kind, name in
-                       [("self_attn", "qkv_proj"), ("self_attn", "o_proj"), ("mlp", "gate_up_proj"), ("mlp", "down_proj")]}
+    adapted = {n.split(".lora_A")[0].split("layers.")[1]
+               for n, _ in trainer.model.named_modules() if n.endswith("lora_A")}
+    projections = [("self_attn", "qkv_proj"), ("self_attn", "o_proj"), ("mlp", "gate_up_proj"), ("mlp", "down_proj")]
+    assert adapted == {f"{i}.{kind}.{name}" for i in range(2) for kind, name in projections}
     assert trainable == 28_672
 
 
@@ -97,7 +98,8 @@ def test_short_run_saves_adapter_config_metrics_and_curve(tiny_model, tmp_path):
     from tutor_algoritmos.training import train
 
     data = tmp_path / "d.jsonl"
-    rows = [{"instruction": f"[T{i % 2}] - ¿Pregunta número {i}?", "output": f"Respuesta {i}. " * 20} for i in range(20)]
+    rows = [{"instruction": f"[T{i % 2}] - ¿Pregunta número {i}?", "output": f"Respuesta {i}. " * 20}
+            for i in range(20)]
     data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
     out = tmp_path / "adapter"
     tutor, sft = parse_train_args(["--base_model", str(tiny_model), "--data", str(data), "--output_dir", str(out),

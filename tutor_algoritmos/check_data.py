@@ -23,13 +23,15 @@ from difflib import SequenceMatcher
 from pathlib import Path
 
 from tutor_algoritmos.dataset import Problem, Record, read_jsonl
+from tutor_algoritmos.sandbox import CPU_SECONDS, WALL_SECONDS, run_python
 
 PYTHON_BLOCK = re.compile(r"```python[ \t]*\r?\n(.*?)```", re.S)
 ANALOGY = re.compile(r"(^|\n)\s*(\*\*)?Analogía:")
 # A near duplicate is the same question reworded: the normalised texts are >= 85% alike (difflib)
-# AND share >= 80% of their content words. The second test keeps apart questions that differ in
-# the one word that matters ("¿Cuándo conviene el ordenamiento por inserción / por selección?",
-# 94% alike as text, 67% as content words).
+# AND no content word was swapped for another (one question's content words contain the other's,
+# or they share >= 80% of them). The second test keeps apart questions that differ in the one word
+# that matters ("¿Cuándo conviene el ordenamiento por inserción / por selección?": 94% alike as
+# text, but "inserción" became "selección"), while "¿Qué es (exactamente) una pila?" stays a duplicate.
 NEAR_DUPLICATE_TEXT = 0.85
 NEAR_DUPLICATE_WORDS = 0.8
 STOPWORDS = frozenset("""a al algo como con de del el en entre es esta este hay la las lo los me mi
@@ -81,7 +83,7 @@ def duplicate_problems(records: list[Record]) -> list[Problem]:
     unique = [(r, t, set(t.split()) - STOPWORDS) for r, t in normalised if seen[t] == r.line]
     for i, (a, ta, wa) in enumerate(unique):
         for b, tb, wb in unique[i + 1:]:
-            if len(wa & wb) < NEAR_DUPLICATE_WORDS * len(wa | wb):
+            if not (wa <= wb or wb <= wa or len(wa & wb) >= NEAR_DUPLICATE_WORDS * len(wa | wb)):
                 continue
             if (ratio := SequenceMatcher(None, ta, tb, autojunk=False).ratio()) >= NEAR_DUPLICATE_TEXT:
                 problems.append(Problem(b.line, f"near duplicate of line {a.line} ({ratio:.0%} alike)",
@@ -89,12 +91,11 @@ def duplicate_problems(records: list[Record]) -> list[Problem]:
     return problems
 
 
-def execution_problems(records: list[Record], workers: int) -> list[Problem]:
-    from tutor_algoritmos.sandbox import run_python
+def execution_problems(records: list[Record], workers: int, cpu_seconds: int) -> list[Problem]:
 
     jobs = [(r, n, code) for r in records for n, code in enumerate(PYTHON_BLOCK.findall(r.output), start=1)]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(lambda job: run_python(job[2]), jobs))
+        results = list(pool.map(lambda job: run_python(job[2], cpu_seconds, max(WALL_SECONDS, 2 * cpu_seconds)), jobs))
     problems = []
     for (record, n, code), result in zip(jobs, results, strict=True):
         if not result.ok:
@@ -118,13 +119,13 @@ def length_problems(records: list[Record], tokenizer_name: str, max_length: int)
 
 
 def check(path: Path, execute: bool = True, tokenizer: str | None = None, max_length: int = 2048,
-          workers: int = 2) -> tuple[list[Record], list[Problem]]:
+          workers: int = 2, cpu_seconds: int = CPU_SECONDS) -> tuple[list[Record], list[Problem]]:
     records, problems = read_jsonl(path)
     for record in records:
         problems += content_problems(record)
     problems += duplicate_problems(records)
     if execute:
-        problems += execution_problems(records, workers)
+        problems += execution_problems(records, workers, cpu_seconds)
     if tokenizer:
         problems += length_problems(records, tokenizer, max_length)
     return records, sorted(problems, key=lambda p: p.line)
@@ -146,12 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokenizer", help="model folder or hub id whose tokenizer measures length")
     parser.add_argument("--max-length", type=int, default=2048, help="token limit (train's --max_length)")
     parser.add_argument("--workers", type=int, default=2, help="examples run in parallel")
+    parser.add_argument("--cpu-seconds", type=int, default=CPU_SECONDS, help="CPU limit per example")
     parser.add_argument("--quiet", action="store_true", help="print problems only, no summary")
     args = parser.parse_args(argv)
     if not args.data.is_file():
         print(f"{args.data}: no such file — pass an existing JSONL file (DATA=... in make)", file=sys.stderr)
         return 1
-    records, problems = check(args.data, not args.no_exec, args.tokenizer, args.max_length, args.workers)
+    records, problems = check(args.data, not args.no_exec, args.tokenizer, args.max_length, args.workers,
+                              args.cpu_seconds)
     if not args.quiet:
         print(summary(records))
     for problem in problems:

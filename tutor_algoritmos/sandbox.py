@@ -48,11 +48,13 @@ class RunResult:
     problem: str = ""  # one line: what went wrong
 
 
-def _limit_resources() -> None:
-    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS + 1))  # SIGXCPU, then SIGKILL
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_BYTES, FILE_BYTES))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+def _limits(cpu_seconds: int):
+    def apply() -> None:  # runs in the child between fork and exec
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))  # SIGXCPU, then SIGKILL
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_BYTES, FILE_BYTES))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    return apply
 
 
 def _last_line(stderr: str) -> str:
@@ -60,19 +62,19 @@ def _last_line(stderr: str) -> str:
     return lines[-1].strip() if lines else ""
 
 
-def run_python(code: str) -> RunResult:
+def run_python(code: str, cpu_seconds: int = CPU_SECONDS, wall_seconds: int = WALL_SECONDS) -> RunResult:
     with tempfile.TemporaryDirectory(prefix="tutor-ejemplo-") as workdir:
         try:
             proc = subprocess.run([sys.executable, "-I", "-B", "-c", GUARD], input=code, text=True,
-                                  capture_output=True, cwd=workdir, env={}, timeout=WALL_SECONDS,
-                                  preexec_fn=_limit_resources)
+                                  capture_output=True, cwd=workdir, env={}, timeout=wall_seconds,
+                                  preexec_fn=_limits(cpu_seconds))
         except subprocess.TimeoutExpired:
-            return RunResult(False, f"did not finish within {WALL_SECONDS} s (an endless loop?)")
+            return RunResult(False, f"did not finish within {wall_seconds} s (an endless loop?)")
     if proc.returncode == 0:
         return RunResult(True)
     last = _last_line(proc.stderr)
     if proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
-        return RunResult(False, f"used more than {CPU_SECONDS} s of CPU (an endless loop?)")
+        return RunResult(False, f"used more than {cpu_seconds} s of CPU (an endless loop?)")
     if "MemoryError" in last or proc.returncode == -signal.SIGSEGV:
         return RunResult(False, f"ran out of its {MEMORY_BYTES // 2**20} MiB memory limit")
     if "PermissionError" in last and "el ejemplo intenta" in last:

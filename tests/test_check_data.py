@@ -1,0 +1,136 @@
+"""The dataset validator: each rule with an input that breaks it, and the shipped dataset."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+from conftest import ROOT
+
+from tutor_algoritmos.check_data import check, question_type
+
+GOOD_OUTPUT = ("Una pila guarda elementos y saca primero el último que entró.\n\n```python\n"
+               "pila = [1, 2]\npila.append(3)\nassert pila.pop() == 3\n```\n\n"
+               "Complejidad: O(1) por operación.\n\nAnalogía: una pila de platos en la cocina.")
+
+
+def entry(question="[Pilas] - ¿Qué es una pila?", output=GOOD_OUTPUT) -> str:
+    return json.dumps({"instruction": question, "output": output}, ensure_ascii=False)
+
+
+def with_code(code: str) -> str:
+    return entry("[Pilas] - ¿Me muestras el código?", GOOD_OUTPUT.replace(
+        "pila = [1, 2]\npila.append(3)\nassert pila.pop() == 3\n", code + "\nassert True\n"))
+
+
+def problems_of(tmp_path, content: bytes | str, **kwargs) -> list[str]:
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    return [p.format(path).split(": ", 1)[1] if p.line == 0 else f"{p.line}: {p.what}"
+            for p in check(path, **kwargs)[1]]
+
+
+CASES = {
+    "truncated JSON": ('{"instruction": "[Pilas] - ¿Qué es?", "output": "x', "1: invalid JSON"),
+    "not an object": ('["[Pilas] - ¿Qué es?", "x"]', "1: a JSON list instead of an object"),
+    "missing field": ('{"instruction": "[Pilas] - ¿Qué es?"}', "1: missing output"),
+    "extra field": (entry()[:-1] + ', "tema": "pilas"}', "1: unexpected tema"),
+    "non-string": ('{"instruction": "[Pilas] - ¿Qué es?", "output": 3}', "1: output is a int, not a string"),
+    "empty value": ('{"instruction": "[Pilas] - ¿Qué es?", "output": "  "}', "1: output is empty"),
+    "no topic tag": (entry("¿Qué es una pila?"), "1: instruction does not start with '[Tema] - '"),
+    "no python block": (entry(output="Sin código.\n\nAnalogía: platos."), "1: the answer has no ```python block"),
+    "no analogy": (entry(output=GOOD_OUTPUT.replace("Analogía:", "Ejemplo:")),
+                   "1: no paragraph starts with 'Analogía:'"),
+    "failing assert": (with_code("assert 1 + 1 == 3, 'suma mal'"),
+                       "1: python block 1 raises AssertionError: suma mal"),
+    "no assert": (entry(output=GOOD_OUTPUT.replace("assert pila.pop() == 3", "pila.pop()")),
+                  "1: python block 1 checks nothing"),
+    "endless loop": (with_code("while True:\n    pass"), "1: python block 1 used more than 1 s of CPU"),
+    "memory bomb": (with_code("x = 'a' * (4 * 1024 ** 3)"),
+                    "1: python block 1 ran out of its 1024 MiB memory limit"),
+    "writes a file": (with_code("open('salida.txt', 'w').write('x')"), "1: python block 1 touches files"),
+    "spawns a process": (with_code("import os\nos.system('true')"), "1: python block 1 touches files, processes"),
+    "exact duplicate": (entry() + "\n" + entry("[Pilas] - ¿Qué es una PILA?"), "2: same question as line 1"),
+    "near duplicate": (entry("[Pilas] - ¿Qué es una pila y para qué sirve en un programa?") + "\n" +
+                       entry("[Pilas] - ¿Qué es exactamente una pila y para qué sirve en un programa?"),
+                       "2: near duplicate of line 1"),
+    "empty file": ("\n\n", "the file is empty"),
+    "blank line inside": (entry() + "\n\n" + entry("[Colas] - ¿Qué es una cola?"), "2: blank line"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_each_rule_reports_its_line(tmp_path, case):
+    content, expected = CASES[case]
+    problems = problems_of(tmp_path, content, cpu_seconds=1)
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_invalid_utf8(tmp_path):
+    assert problems_of(tmp_path, entry().encode() + b"\n\xff\xfe{}\n") == ["2: not valid UTF-8 (byte 0)"]
+
+
+def test_bom_crlf_and_trailing_blank_lines_are_fine(tmp_path):
+    content = "\ufeff" + entry() + "\r\n" + entry("[Colas] - ¿Qué es una cola?") + "\r\n\r\n\n"
+    assert problems_of(tmp_path, content) == []
+
+
+def test_near_duplicate_keeps_apart_questions_about_different_things(tmp_path):
+    content = entry("[Inserción] - ¿Cuándo conviene usar el ordenamiento por inserción?") + "\n" + \
+        entry("[Selección] - ¿Cuándo conviene usar el ordenamiento por selección?")
+    assert problems_of(tmp_path, content) == []
+
+
+def test_too_many_tokens(tmp_path, tiny_model):
+    long = entry(output=GOOD_OUTPUT + " palabra" * 2100)
+    [problem] = problems_of(tmp_path, long, tokenizer=str(tiny_model), max_length=2048)
+    assert problem.startswith("1: ") and problem.endswith("tokens with the system prompt and chat template, "
+                                                          "over max_length 2048")
+
+
+def test_cli_reports_all_problems_at_once_without_traceback(tmp_path):
+    data = tmp_path / "bad.jsonl"
+    data.write_text("\n".join([entry(), "{roto", entry("sin tema"), with_code("assert False")]), encoding="utf-8")
+    before = set(os.listdir(ROOT))
+    result = subprocess.run([sys.executable, "-m", "tutor_algoritmos.check_data", str(data)], cwd=tmp_path,
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith(str(data))]
+    assert [line.split(":")[1] for line in lines] == ["2", "3", "4"]
+    assert all(" — " in line for line in lines)  # what is wrong — how to fix it
+    assert "3 problem(s)" in result.stderr
+    assert set(os.listdir(ROOT)) == before and os.listdir(tmp_path) == ["bad.jsonl"]
+
+
+def test_no_exec_skips_running(tmp_path):
+    assert problems_of(tmp_path, with_code("assert False"), execute=False) == []
+
+
+def test_missing_file(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tutor_algoritmos.check_data", str(tmp_path / "nope.jsonl")],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 1 and "no such file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_question_types():
+    assert question_type("¿Puedes hacer paso a paso BFS en este grafo?") == "traza"
+    assert question_type("¿Por qué mi BFS no encuentra el camino más corto con pesos?") == "depuración"
+    assert question_type("¿Qué diferencia hay entre BFS y DFS?") == "comparación"
+    assert question_type("¿Cuál es la complejidad de Dijkstra con heap?") == "complejidad"
+    assert question_type("¿Cuándo conviene usar Bellman-Ford?") == "cuándo usar"
+    assert question_type("¿Me muestras el código de Kruskal?") == "código"
+    assert question_type("¿Qué es la memoización?") == "concepto"
+
+
+def test_shipped_dataset_meets_the_curriculum_floor(tiny_model):
+    # The tiny model carries Phi-3.5's real tokenizer, so token lengths are the real ones.
+    records, problems = check(ROOT / "algoritmos_fixed.jsonl", tokenizer=str(tiny_model), max_length=2048)
+    assert [p.format(ROOT / "algoritmos_fixed.jsonl") for p in problems] == []
+    tags = Counter(r.tag for r in records)
+    assert len(records) >= 300 and len(tags) >= 40 and min(tags.values()) >= 5
+    assert set(Counter(question_type(r.question) for r in records)) == \
+        {"traza", "depuración", "comparación", "complejidad", "cuándo usar", "código", "concepto"}
