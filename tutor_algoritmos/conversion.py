@@ -30,13 +30,24 @@ def gguf_model_name(merged: Path, name: str) -> str:
     return name if marker in name.lower() else f"{name} ({marker})" if marker else name
 
 
+def local_model_folder(model: Path) -> Path:
+    """A folder as is; a hub id (e.g. the base model, for `make eval`) from the local HF cache/hub."""
+    if model.is_dir() or str(model).count("/") != 1:
+        return model
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(str(model), allow_patterns=["*.json", "*.safetensors", "*.model", "*.jinja"]))
+
+
 def convert_to_gguf(merged: Path, outfile: Path, outtype: str, llama_cpp_dir: Path, name: str) -> Path:
     if outtype not in OUTTYPES:
         raise UserError(f"unknown OUTTYPE {outtype!r} — choose one of {', '.join(OUTTYPES)}")
+    merged = local_model_folder(merged)
     if not (merged / "config.json").is_file():
-        raise UserError(f"{merged} is not a merged model folder — run `make merge` first")
-    if not (merged / "tokenizer.model").is_file():
-        raise UserError(f"{merged} has no tokenizer.model, which llama.cpp's converter needs — "
+        raise UserError(f"{merged} is not a model folder — run `make merge` first")
+    model_type = json.loads((merged / "config.json").read_text())["model_type"]
+    if model_type == "phi3" and not (merged / "tokenizer.model").is_file():
+        raise UserError(f"{merged} has no tokenizer.model, which llama.cpp's phi3 converter needs — "
                         "re-run `make merge`, which copies it from the base model")
     converter = ensure_llama_cpp(llama_cpp_dir)
     params = folder_size(merged) / 2  # merged weights are 16-bit
@@ -51,7 +62,7 @@ def convert_to_gguf(merged: Path, outfile: Path, outtype: str, llama_cpp_dir: Pa
         tmp.unlink(missing_ok=True)
         tail = "\n".join(result.stderr.strip().splitlines()[-15:])
         raise UserError(f"llama.cpp's converter failed on {merged}:\n{tail}")
-    check_gguf(tmp, expected_architecture=json.loads((merged / "config.json").read_text())["model_type"])
+    check_gguf(tmp, expected_architecture=model_type)
     publish(tmp, outfile)
     return outfile
 

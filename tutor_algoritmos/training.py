@@ -147,8 +147,10 @@ def train(tutor: TutorArguments, sft: TutorSFTConfig) -> Path:
     metrics = {**result.metrics, "trainable_parameters": trainable, "total_parameters": total_params,
                "lora_targets": targets, "precision": precision.name, "device": precision.device,
                "train_examples": len(train_records), "eval_examples": len(eval_records)}
-    if eval_records:
-        metrics.update(trainer.evaluate())
+    final_eval = [e for e in trainer.state.log_history if "eval_loss" in e and e["step"] == trainer.state.global_step]
+    if eval_records:  # the epoch-end eval may already have run at the last step
+        metrics.update({k: v for k, v in final_eval[-1].items() if k.startswith("eval_")} if final_eval
+                       else trainer.evaluate())
     save_adapter(trainer, out, tutor, sft, metrics)
     shutil.rmtree(partial, ignore_errors=True)
     return out
