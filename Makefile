@@ -22,7 +22,7 @@ EVAL_DATA ?=
 EVAL_ARGS ?=
 # make demo: SmolLM2-135M-Instruct (from PyPI, offline) on this CPU; budget measured in README
 DEMO_OUT ?= out/demo
-DEMO_TRAIN_ARGS ?= --max_steps 12
+DEMO_TRAIN_ARGS ?= --max_steps 72 --gradient_accumulation_steps 1 --eval_strategy no
 DEMO_EVAL_ARGS ?= --generate-limit 6 --max-tokens 512
 
 .DELETE_ON_ERROR:

@@ -115,3 +115,18 @@ def test_modelfile_points_at_the_gguf_next_to_it(pipeline):
     text = (pipeline / "Modelfile").read_text(encoding="utf-8")
     assert "FROM ./tutor_algoritmos.gguf\n" in text
     assert (pipeline / "tutor_algoritmos.gguf").is_file()
+
+
+def test_chat_streams_with_the_modelfile_settings(pipeline):
+    from tutor_algoritmos.chat import chat, read_modelfile
+    from tutor_algoritmos.prompts import SYSTEM_PROMPT
+
+    settings = read_modelfile(pipeline / "Modelfile")
+    assert (settings.gguf, settings.system, settings.temperature, settings.num_ctx) == \
+        ((pipeline / "tutor_algoritmos.gguf").resolve(), SYSTEM_PROMPT, 0.7, 4096)
+    assert settings.stops == ["<|end|>", "<|user|>", "<|assistant|>", "<|system|>", "<|endoftext|>"]
+    questions, written = iter(["¿Qué es BFS?", "salir"]), []
+    chat(settings, read=lambda prompt: next(questions), write=written.append, max_tokens=8)
+    assert written[0].startswith("Tutor de Algoritmos") and written[-1] == "\n"
+    pieces = [w for w in written[1:-1] if w]
+    assert 1 <= len(pieces) <= 8  # streamed one token at a time, at most max_tokens

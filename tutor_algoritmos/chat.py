@@ -45,7 +45,7 @@ def read_modelfile(path: Path) -> ModelfileSettings:
                              stops=re.findall(r'^PARAMETER stop "(.*)"$', text, re.M))
 
 
-def chat(settings: ModelfileSettings, read=input, write=sys.stdout.write) -> None:
+def chat(settings: ModelfileSettings, read=input, write=sys.stdout.write, max_tokens: int | None = None) -> None:
     from llama_cpp import Llama
 
     llm = Llama(str(settings.gguf), n_ctx=settings.num_ctx, verbose=False)
@@ -64,7 +64,7 @@ def chat(settings: ModelfileSettings, read=input, write=sys.stdout.write) -> Non
             messages.append({"role": "user", "content": question})
             answer = []
             for chunk in llm.create_chat_completion(messages=messages, temperature=settings.temperature,
-                                                    stop=settings.stops, stream=True):
+                                                    stop=settings.stops, stream=True, max_tokens=max_tokens):
                 piece = chunk["choices"][0]["delta"].get("content", "")
                 answer.append(piece)
                 write(piece)

@@ -76,6 +76,10 @@ def load_base(tutor: TutorArguments, precision):
 
     kwargs = {"dtype": precision.load_dtype, "trust_remote_code": False}
     if tutor.load_in_4bit:
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            raise UserError("--load_in_4bit needs bitsandbytes: .venv/bin/pip install bitsandbytes==0.50.2") from None
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16 if precision.bf16 else torch.float16)
@@ -148,7 +152,7 @@ def train(tutor: TutorArguments, sft: TutorSFTConfig) -> Path:
                "lora_targets": targets, "precision": precision.name, "device": precision.device,
                "train_examples": len(train_records), "eval_examples": len(eval_records)}
     final_eval = [e for e in trainer.state.log_history if "eval_loss" in e and e["step"] == trainer.state.global_step]
-    if eval_records:  # the epoch-end eval may already have run at the last step
+    if eval_records and sft.eval_strategy != "no":  # the epoch-end eval may already have run at the last step
         metrics.update({k: v for k, v in final_eval[-1].items() if k.startswith("eval_")} if final_eval
                        else trainer.evaluate())
     save_adapter(trainer, out, tutor, sft, metrics)

