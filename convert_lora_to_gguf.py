@@ -59,8 +59,9 @@ def main() -> None:
     if args.step == "merge":
         from tutor_algoritmos.merge import check_adapter_matches_base, merge, read_adapter_config
 
-        check_adapter_matches_base(read_adapter_config(args.adapter), args.base, args.adapter)
-        if not args.dry_run:
+        if args.dry_run:
+            check_adapter_matches_base(read_adapter_config(args.adapter), args.base, args.adapter)
+        else:
             merge(args.base, args.adapter, args.out)
     elif args.step == "convert":
         from tutor_algoritmos.conversion import convert_to_gguf

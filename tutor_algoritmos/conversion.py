@@ -11,7 +11,7 @@ from pathlib import Path
 from tutor_algoritmos.chat_formats import detect_chat_format
 from tutor_algoritmos.errors import UserError
 from tutor_algoritmos.files import ensure_free_space, folder_size, publish, temporary_sibling
-from tutor_algoritmos.gguf_tools import BITS_PER_WEIGHT, OUTTYPES, check_gguf, quantize
+from tutor_algoritmos.gguf_tools import BITS_PER_WEIGHT, OUTTYPES, QUANT_TYPES, check_gguf, quantize
 from tutor_algoritmos.llama_cpp_source import ensure_llama_cpp
 
 logger = logging.getLogger("tutor")
@@ -70,10 +70,10 @@ def convert_to_gguf(merged: Path, outfile: Path, outtype: str, llama_cpp_dir: Pa
 def quantize_gguf(src: Path, outfile: Path, quant: str) -> Path:
     if not src.is_file():
         raise UserError(f"{src} does not exist — run `make gguf` first")
-    bits = BITS_PER_WEIGHT.get(quant)
-    if bits is None:
-        raise UserError(f"unknown QUANT {quant!r} — choose one of {', '.join(BITS_PER_WEIGHT)}")
-    ensure_free_space(outfile.parent, int(src.stat().st_size / 2 * bits / 8), f"the {quant} GGUF")
+    if quant not in QUANT_TYPES:
+        raise UserError(f"unknown QUANT {quant!r} — choose one of {', '.join(QUANT_TYPES)}")
+    # the source is 16-bit: bytes / 2 = weights
+    ensure_free_space(outfile.parent, int(src.stat().st_size / 2 * BITS_PER_WEIGHT[quant] / 8), f"the {quant} GGUF")
     tmp = temporary_sibling(outfile)
     logger.info("quantizing %s -> %s (%s)", src, outfile, quant)
     quantize(src, tmp, quant)

@@ -12,12 +12,11 @@ from tutor_algoritmos.errors import UserError
 logger = logging.getLogger("tutor")
 
 OUTTYPES = ("f32", "f16", "bf16", "q8_0")  # what convert_hf_to_gguf.py writes directly
-QUANT_TYPES = ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L",
-               "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K")
 # Approximate bits per weight of each type (llama.cpp's quantize table), for the free-space check.
 BITS_PER_WEIGHT = {"Q4_0": 4.5, "Q4_1": 5.0, "Q5_0": 5.5, "Q5_1": 6.0, "Q8_0": 8.5, "Q2_K": 3.4,
                    "Q3_K_S": 3.5, "Q3_K_M": 3.9, "Q3_K_L": 4.3, "Q4_K_S": 4.6, "Q4_K_M": 4.9,
                    "Q5_K_S": 5.5, "Q5_K_M": 5.7, "Q6_K": 6.6}
+QUANT_TYPES = tuple(BITS_PER_WEIGHT)  # the llama_ftype names llama-cpp-python exposes
 
 
 @dataclass(frozen=True)
@@ -87,8 +86,6 @@ def check_gguf(path: Path, expected_architecture: str | None = None) -> GGUFInfo
 def quantize(src: Path, dst: Path, quant: str, threads: int = 0) -> None:
     import llama_cpp
 
-    if quant not in QUANT_TYPES:
-        raise UserError(f"unknown QUANT {quant!r} — choose one of {', '.join(QUANT_TYPES)}")
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{quant}")
     params.nthread = threads

@@ -113,15 +113,14 @@ def check_fits_hardware(config, precision: Precision, load_in_4bit: bool) -> int
     return params
 
 
-def preflight(base_model: str, load_in_4bit: bool = False) -> str:
-    """Seconds-long answer to "can this machine fine-tune this model?", before any download."""
+def preflight(base_model: str, load_in_4bit: bool = False) -> tuple[Precision, int]:
+    """Seconds-long answer to "can this machine fine-tune this model?", before any weights load."""
     from transformers import AutoConfig
 
     check_base_model_reachable(base_model)
     precision = choose_precision()
     config = AutoConfig.from_pretrained(base_model, trust_remote_code=False)
-    params = check_fits_hardware(config, precision, load_in_4bit)
-    return f"{base_model}: {params / 1e6:,.0f}M parameters, {precision.name} on {precision.device}"
+    return precision, check_fits_hardware(config, precision, load_in_4bit)
 
 
 def main() -> None:
@@ -131,7 +130,9 @@ def main() -> None:
     parser.add_argument("--base_model", required=True)
     parser.add_argument("--load_in_4bit", action="store_true")
     args = parser.parse_args()
-    logger.info("preflight OK: %s", preflight(args.base_model, args.load_in_4bit))
+    precision, params = preflight(args.base_model, args.load_in_4bit)
+    logger.info("preflight OK: %s, %s parameters, %s on %s", args.base_model, f"{params:,}", precision.name,
+                precision.device)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tutor_algoritmos.dataset import Record, load_records, split_by_topic, to_prompt_completion
 from tutor_algoritmos.errors import UserError
-from tutor_algoritmos.hardware import check_base_model_reachable, check_fits_hardware, choose_precision
+from tutor_algoritmos.hardware import preflight
 from tutor_algoritmos.lora_targets import check_coverage, resolve_targets
 from tutor_algoritmos.train_config import TutorArguments, TutorSFTConfig
 
@@ -115,14 +115,11 @@ def build_trainer(tutor: TutorArguments, sft: TutorSFTConfig, train_records: lis
 
 def prepare(tutor: TutorArguments, sft: TutorSFTConfig):
     """Every check that needs no weights: data, base model, hardware, lengths. Seconds, not minutes."""
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoTokenizer
 
     data = Path(tutor.data)
     records = load_records(data)  # structural problems stop us before any model is touched
-    check_base_model_reachable(tutor.base_model)
-    precision = choose_precision()
-    config = AutoConfig.from_pretrained(tutor.base_model, trust_remote_code=False)
-    total_params = check_fits_hardware(config, precision, tutor.load_in_4bit)
+    precision, total_params = preflight(tutor.base_model, tutor.load_in_4bit)
     tokenizer = AutoTokenizer.from_pretrained(tutor.base_model, trust_remote_code=False)
     if not tokenizer.chat_template:
         raise UserError(f"{tutor.base_model} has no chat template — use an instruct model")
