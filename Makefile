@@ -97,8 +97,8 @@ preflight: | $(DEPS_STAMP)
 ## check-data: validate DATA (structure, runnable examples, analogies, duplicates)
 .PHONY: check-data
 check-data: $(DATA_STAMP)
-$(DATA_STAMP): $(DATA) $(PKG)/check_data.py $(PKG)/dataset.py $(PKG)/sandbox.py | $(DEPS_STAMP)
-	$(PYTHON) -m $(PKG).check_data $(DATA)
+$(DATA_STAMP): $(DATA) $(PKG)/check_data.py $(PKG)/dataset.py $(PKG)/sandbox.py $(VAR_BASE) | $(DEPS_STAMP)
+	$(PYTHON) -m $(PKG).check_data $(DATA) --tokenizer $(BASE_MODEL)
 	@mkdir -p $(@D) && touch $@
 
 ## train: LoRA fine-tune -> OUT/adapter/ (extra flags: TRAIN_ARGS="--max_steps 2")

@@ -110,8 +110,13 @@ def execution_problems(records: list[Record], workers: int, cpu_seconds: int) ->
 def length_problems(records: list[Record], tokenizer_name: str, max_length: int) -> list[Problem]:
     from transformers import AutoTokenizer
 
+    from tutor_algoritmos.hardware import loadable_offline_or_online
     from tutor_algoritmos.training import token_lengths
 
+    if not loadable_offline_or_online(tokenizer_name):  # a hub id with no network and no cache
+        print(f"note: token lengths not checked, tokenizer {tokenizer_name} is not available offline; "
+              "train_lora.py checks them before loading the model", file=sys.stderr)
+        return []
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_name, trust_remote_code=False)
     return [Problem(r.line, f"{n} tokens with the system prompt and chat template, over max_length {max_length}",
                     "shorten the answer (or raise --max_length for training)")

