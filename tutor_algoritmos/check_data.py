@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from difflib import SequenceMatcher
 from pathlib import Path
 
-from tutor_algoritmos.dataset import Problem, Record, read_jsonl
+from tutor_algoritmos.dataset import Problem, Record, read_jsonl, token_lengths
 from tutor_algoritmos.sandbox import CPU_SECONDS, WALL_SECONDS, run_python
 
 PYTHON_BLOCK = re.compile(r"```python[ \t]*\r?\n(.*?)```", re.S)
@@ -111,7 +111,6 @@ def length_problems(records: list[Record], tokenizer_name: str, max_length: int)
     from transformers import AutoTokenizer
 
     from tutor_algoritmos.hardware import loadable_offline_or_online
-    from tutor_algoritmos.training import token_lengths
 
     if not loadable_offline_or_online(tokenizer_name):  # a hub id with no network and no cache
         print(f"note: token lengths not checked, tokenizer {tokenizer_name} is not available offline; "

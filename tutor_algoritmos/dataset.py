@@ -119,6 +119,17 @@ def to_prompt_completion(record: Record, system_prompt: str = SYSTEM_PROMPT) -> 
             "completion": [{"role": "assistant", "content": record.output}]}
 
 
+def token_lengths(records: list[Record], tokenizer) -> list[int]:
+    """Tokens of each example exactly as training sees it: system + user + answer + end of turn."""
+    lengths = []
+    for record in records:
+        example = to_prompt_completion(record)
+        ids = tokenizer.apply_chat_template(example["prompt"] + example["completion"], tokenize=True,
+                                            return_dict=True)["input_ids"]
+        lengths.append(len(ids))
+    return lengths
+
+
 def _stable_key(record: Record) -> str:
     return hashlib.sha256(record.instruction.encode("utf-8")).hexdigest()
 

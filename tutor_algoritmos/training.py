@@ -9,24 +9,13 @@ import logging
 import shutil
 from pathlib import Path
 
-from tutor_algoritmos.dataset import Record, load_records, split_by_topic, to_prompt_completion
+from tutor_algoritmos.dataset import Record, load_records, split_by_topic, to_prompt_completion, token_lengths
 from tutor_algoritmos.errors import UserError
 from tutor_algoritmos.hardware import preflight
 from tutor_algoritmos.lora_targets import check_coverage, resolve_targets
 from tutor_algoritmos.train_config import TutorArguments, TutorSFTConfig
 
 logger = logging.getLogger("tutor")
-
-
-def token_lengths(records: list[Record], tokenizer) -> list[int]:
-    """Tokens of each example exactly as training sees it: system + user + answer + <|end|>."""
-    lengths = []
-    for record in records:
-        example = to_prompt_completion(record)
-        ids = tokenizer.apply_chat_template(example["prompt"] + example["completion"], tokenize=True,
-                                            return_dict=True)["input_ids"]
-        lengths.append(len(ids))
-    return lengths
 
 
 def check_lengths(records: list[Record], tokenizer, max_length: int, data: Path) -> None:
