@@ -182,7 +182,11 @@ def evaluate(args: argparse.Namespace) -> dict:
     if history.is_file():
         from tutor_algoritmos.loss_curve import plot_loss_curve
 
-        plot_loss_curve(json.loads(history.read_text()), args.out / "loss_curves.png", "training and eval loss")
+        log = json.loads(history.read_text())
+        last_step = max((e["step"] for e in log), default=0)
+        plot_loss_curve(log, args.out / "loss_curves.png", "training and held-out loss",
+                        held_out={"base": (0, results["base"]["loss"]),
+                                  "tuned": (last_step, results["tuned"]["loss"])})
     logger.info("answer loss base %.3f -> tuned %.3f (x%.2f); all answer checks %.0f%% -> %.0f%%; see %s",
                 results["base"]["loss"], results["tuned"]["loss"], results["loss_ratio"],
                 100 * results["base"]["answers"]["all_checks"], 100 * results["tuned"]["answers"]["all_checks"],
