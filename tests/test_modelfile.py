@@ -80,3 +80,30 @@ def test_renderer_cuts_after_response(go_renderer):
     # the last turn must end where the model starts writing, not with a closing <|end|>
     out = ollama_render(go_renderer, PHI3.template, [{"role": "user", "content": "hola"}])
     assert out == "<|user|>\nhola<|end|>\n<|assistant|>\n"
+
+
+@pytest.mark.parametrize("system", [
+    'Di "hola" y usa comillas "dobles"',
+    "Rutas C:\\datos\\grafo.txt y \\n literal, ñandú, ¿por qué?, 漢字",
+    "Varias\nlíneas\n\tcon tabulador\n",
+])
+def test_system_prompts_with_quotes_backslashes_and_non_ascii_survive(system):
+    assert modelfile_value(render_modelfile("./x.gguf", PHI3, system), "SYSTEM") == system
+
+
+def test_a_system_prompt_that_cannot_be_written_is_refused():
+    from tutor_algoritmos.errors import UserError
+
+    with pytest.raises(UserError, match='contains """'):
+        render_modelfile("./x.gguf", PHI3, 'Usa """docstrings""" en Python')
+    with pytest.raises(UserError, match="control characters"):
+        render_modelfile("./x.gguf", PHI3, "campana \x07")
+
+
+def test_free_space_is_checked_before_writing(tmp_path):
+    from tutor_algoritmos.errors import UserError
+    from tutor_algoritmos.files import ensure_free_space
+
+    with pytest.raises(UserError, match=r"needs about .* GiB in .* but only .* GiB is free"):
+        ensure_free_space(tmp_path, 10**18, "the f16 GGUF")
+    ensure_free_space(tmp_path, 1, "a byte")

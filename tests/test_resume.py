@@ -9,10 +9,12 @@ import subprocess
 import sys
 import time
 
+import pytest
 from conftest import ROOT
 
 
-def test_sigkill_then_rerun_resumes_from_the_last_checkpoint(tiny_model, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_killed_run_resumes_from_the_last_checkpoint(tiny_model, tmp_path, sig):
     data = tmp_path / "d.jsonl"
     rows = [{"instruction": f"[T{i % 2}] - ¿Pregunta {i}?", "output": f"Respuesta {i}. " * 30} for i in range(24)]
     data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
@@ -26,8 +28,8 @@ def test_sigkill_then_rerun_resumes_from_the_last_checkpoint(tiny_model, tmp_pat
     deadline = time.time() + 300
     while not (partial / "checkpoint-4").is_dir() and first.poll() is None and time.time() < deadline:
         time.sleep(0.2)
-    first.send_signal(signal.SIGKILL)
-    first.wait()
+    first.send_signal(sig)
+    assert first.wait(timeout=120) in (-signal.SIGKILL, 130)  # Ctrl-C: the CLI's "interrumpido" exit
     assert not out.exists()  # a killed run leaves no adapter that make could take for finished
     checkpoints = sorted(p.name for p in partial.glob("checkpoint-*"))
     assert checkpoints, "no checkpoint before the kill"
@@ -54,3 +56,15 @@ def test_checkpoints_of_another_recipe_are_not_resumed(tiny_model, tmp_path):
         assert "changed: lora_r" in str(err) and f"rm -rf {partial}" in str(err)
     else:
         raise AssertionError("a checkpoint of r=8 was accepted for r=16")
+
+
+def test_a_checkpoint_cut_off_mid_save_is_skipped(tmp_path):
+    from tutor_algoritmos.training import last_checkpoint
+
+    partial = tmp_path / "adapter.partial"
+    for step in (2, 4):
+        (partial / f"checkpoint-{step}").mkdir(parents=True)
+    (partial / "checkpoint-2" / "trainer_state.json").write_text("{}")
+    (partial / "run_fingerprint.json").write_text(json.dumps({"lora_r": 16}))
+    assert last_checkpoint(partial, {"lora_r": 16}) == str(partial / "checkpoint-2")
+    assert not (partial / "checkpoint-4").exists()

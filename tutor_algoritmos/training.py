@@ -42,21 +42,28 @@ def run_fingerprint(tutor: TutorArguments, sft: TutorSFTConfig, data: Path) -> d
 
 
 def last_checkpoint(partial: Path, fingerprint: dict) -> str | None:
-    """The checkpoint to resume from, if an interrupted run of the same recipe left one."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest complete checkpoint of an interrupted run of the same recipe, if any.
 
-    stamp = partial / "run_fingerprint.json"
+    The Trainer writes trainer_state.json last, so a checkpoint folder without it was cut off
+    mid-save (Ctrl-C or a kill during the save): it is removed and the one before it is used.
+    """
     if not partial.is_dir():
         return None
-    checkpoint = get_last_checkpoint(str(partial))
-    if checkpoint is None:
+    checkpoints = sorted(partial.glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]), reverse=True)
+    for checkpoint in checkpoints:
+        if (checkpoint / "trainer_state.json").is_file():
+            break
+        logger.warning("removing %s: its save was interrupted", checkpoint)
+        shutil.rmtree(checkpoint)
+    else:
         return None
+    stamp = partial / "run_fingerprint.json"
     saved = json.loads(stamp.read_text()) if stamp.is_file() else {}
     changed = sorted(k for k in fingerprint if saved.get(k) != fingerprint[k])
     if changed:
         raise UserError(f"{partial} holds checkpoints of a different run (changed: {', '.join(changed)}) "
                         f"— delete it to start over: rm -rf {partial}")
-    return checkpoint
+    return str(checkpoint)
 
 
 def load_base(tutor: TutorArguments, precision):
