@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import ROOT
-from test_modelfile import CONVERSATIONS, go_renderer, ollama_render  # noqa: F401  (fixture)
+from test_modelfile import CONVERSATIONS, go_renderer, modelfile_value, ollama_render  # noqa: F401  (fixture)
 
 from tutor_algoritmos.chat_formats import CHATML
 from tutor_algoritmos.dataset import Record, to_prompt_completion
@@ -36,7 +36,7 @@ def test_demo_base_is_a_chatml_model(demo_tokenizer):
 @pytest.mark.parametrize("name", CONVERSATIONS)
 def test_chatml_modelfile_renders_like_smollm2_template(go_renderer, demo_tokenizer, name):  # noqa: F811
     modelfile = render_modelfile("./tutor_algoritmos.gguf", CHATML)
-    template = modelfile.split('TEMPLATE """', 1)[1].split('"""', 1)[0]
+    template = modelfile_value(modelfile, "TEMPLATE")
     messages = [{"role": "system", "content": SYSTEM_PROMPT}, *CONVERSATIONS[name]]
     expected = demo_tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     assert ollama_render(go_renderer, template, messages) == expected
