@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from difflib import SequenceMatcher
 from pathlib import Path
 
-from tutor_algoritmos.dataset import Problem, Record, read_jsonl, token_lengths
+from tutor_algoritmos.dataset import Problem, Record, read_jsonl, too_long
 from tutor_algoritmos.sandbox import CPU_SECONDS, WALL_SECONDS, run_python
 
 PYTHON_BLOCK = re.compile(r"```python[ \t]*\r?\n(.*?)```", re.S)
@@ -119,7 +119,7 @@ def length_problems(records: list[Record], tokenizer_name: str, max_length: int)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_name, trust_remote_code=False)
     return [Problem(r.line, f"{n} tokens with the system prompt and chat template, over max_length {max_length}",
                     "shorten the answer (or raise --max_length for training)")
-            for r, n in zip(records, token_lengths(records, tokenizer), strict=True) if n > max_length]
+            for r, n in too_long(records, tokenizer, max_length)]
 
 
 def check(path: Path, execute: bool = True, tokenizer: str | None = None, max_length: int = 2048,

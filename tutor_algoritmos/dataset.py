@@ -130,6 +130,11 @@ def token_lengths(records: list[Record], tokenizer) -> list[int]:
     return lengths
 
 
+def too_long(records: list[Record], tokenizer, max_length: int) -> list[tuple[Record, int]]:
+    """(record, tokens) for every example training would have to cut at max_length."""
+    return [(r, n) for r, n in zip(records, token_lengths(records, tokenizer), strict=True) if n > max_length]
+
+
 def _stable_key(record: Record) -> str:
     return hashlib.sha256(record.instruction.encode("utf-8")).hexdigest()
 

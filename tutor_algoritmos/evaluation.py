@@ -28,7 +28,7 @@ from tutor_algoritmos.sandbox import run_python
 
 logger = logging.getLogger("tutor")
 
-# Words that tell Spanish from English prose (accents stripped by lower() keeping them is fine).
+# Frequent function words that tell Spanish prose from English prose.
 SPANISH = frozenset("el la los las de del que y en un una es por con para como se su al lo más pero "
                     "este esta cada cuando donde porque también entonces".split())
 ENGLISH = frozenset("the of and to in is that for it as with this are be by on an which when".split())

@@ -9,7 +9,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from tutor_algoritmos.dataset import Record, load_records, split_by_topic, to_prompt_completion, token_lengths
+from tutor_algoritmos.dataset import Record, load_records, split_by_topic, to_prompt_completion, too_long
 from tutor_algoritmos.errors import UserError
 from tutor_algoritmos.hardware import preflight
 from tutor_algoritmos.lora_targets import check_coverage, resolve_targets
@@ -19,12 +19,12 @@ logger = logging.getLogger("tutor")
 
 
 def check_lengths(records: list[Record], tokenizer, max_length: int, data: Path) -> None:
-    too_long = [(r, n) for r, n in zip(records, token_lengths(records, tokenizer), strict=True) if n > max_length]
-    if too_long:
+    over = too_long(records, tokenizer, max_length)
+    if over:
         lines = "\n".join(f"{data}:{r.line}: {n} tokens > max_length {max_length} — shorten the "
                           "answer or raise --max_length (it would be cut, losing its <|end|>)"
-                          for r, n in too_long)
-        raise UserError(f"{len(too_long)} example(s) would be truncated:\n{lines}")
+                          for r, n in over)
+        raise UserError(f"{len(over)} example(s) would be truncated:\n{lines}")
 
 
 def run_fingerprint(tutor: TutorArguments, sft: TutorSFTConfig, data: Path) -> dict:
