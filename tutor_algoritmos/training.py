@@ -88,7 +88,8 @@ def build_trainer(tutor: TutorArguments, sft: TutorSFTConfig, train_records: lis
     """SFTTrainer with LoRA on the resolved projections, coverage verified before any step."""
     from datasets import Dataset
     from peft import LoraConfig
-    from trl import SFTTrainer
+
+    from tutor_algoritmos.cpu_fast_path import TutorSFTTrainer, speed_up_lora_on_cpu
 
     model = load_base(tutor, precision)
     targets = resolve_targets(model, tutor.target_list)
@@ -96,12 +97,16 @@ def build_trainer(tutor: TutorArguments, sft: TutorSFTConfig, train_records: lis
                              lora_dropout=tutor.lora_dropout, target_modules=targets)
     if not eval_records:
         sft = dataclasses.replace(sft, eval_strategy="no")
-    trainer = SFTTrainer(
+    trainer = TutorSFTTrainer(
         model=model, args=sft, processing_class=tokenizer, peft_config=peft_config,
         train_dataset=Dataset.from_list([to_prompt_completion(r) for r in train_records]),
         eval_dataset=Dataset.from_list([to_prompt_completion(r) for r in eval_records]) if eval_records else None,
     )
     check_coverage(trainer.model, targets)
+    if precision.device == "cpu":
+        replaced = speed_up_lora_on_cpu(trainer.model, precision.bf16)
+        logger.info("CPU fast path: answer-only LM head, %d LoRA dropouts with 16-bit masks%s", replaced,
+                    ", bf16 LoRA inputs" if precision.bf16 else "")
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     logger.info("LoRA r=%d alpha=%d on %s: %s trainable parameters (%.2f%% of %s); precision %s on %s",
                 tutor.lora_r, tutor.lora_alpha, ", ".join(targets), f"{trainable:,}",
