@@ -13,14 +13,16 @@ import pytest
 from conftest import ROOT
 
 from tutor_algoritmos.chat_formats import PHI3
+from tutor_algoritmos.errors import UserError
 from tutor_algoritmos.modelfile import render_modelfile
+from tutor_algoritmos.modelfile_syntax import parse_modelfile
 from tutor_algoritmos.prompts import SYSTEM_PROMPT
 
 MODELFILE = (ROOT / "Modelfile").read_text(encoding="utf-8")
 
 
 def modelfile_value(text: str, command: str) -> str:
-    return re.search(rf'^{command} """(.*?)"""$', text, re.S | re.M).group(1)
+    return dict(parse_modelfile(text))[command.lower()]
 
 
 def test_top_level_modelfile_is_generated_from_the_same_source():
@@ -82,21 +84,54 @@ def test_renderer_cuts_after_response(go_renderer):
     assert out == "<|user|>\nhola<|end|>\n<|assistant|>\n"
 
 
-@pytest.mark.parametrize("system", [
+def test_reader_follows_ollamas_parser():
+    # behaviours of ollama/ollama parser/parser.go (ParseFile, unquote) that decide what we may write
+    text = ('# comment\nFROM ./mi carpeta/m.gguf\nSYSTEM """Usa """docstrings""" aquí"""\n'
+            'PARAMETER stop "<|end|>"\nPARAMETER num_ctx 4096\nTEMPLATE """a\x07b\r\n  c  """')
+    assert parse_modelfile(text) == [("model", "./mi carpeta/m.gguf"), ("system", 'Usa """docstrings""" aquí'),
+                                     ("stop", "<|end|>"), ("num_ctx", "4096"), ("template", "ab\r\n  c  ")]
+    # no escapes: a closing quote at a line end ends the value, and the rest is not a command
+    with pytest.raises(UserError, match="is not a command"):
+        parse_modelfile('SYSTEM """corta aquí"""  \nresto"""\n')
+    with pytest.raises(UserError, match="never closed"):
+        parse_modelfile('FROM x\nSYSTEM """abierto\n')
+
+
+TRICKY_TEXTS = [
     'Di "hola" y usa comillas "dobles"',
-    "Rutas C:\\datos\\grafo.txt y \\n literal, ñandú, ¿por qué?, 漢字",
+    "Rutas C:\\datos\\grafo.txt y \\n literal, ñandú, ¿por qué?, 漢字, 🙂",
     "Varias\nlíneas\n\tcon tabulador\n",
-])
-def test_system_prompts_with_quotes_backslashes_and_non_ascii_survive(system):
+    'Usa """docstrings""" en Python',
+    '"empieza y termina con comillas"',
+    '  espacios alrededor  ',
+    'Fin de línea Windows\r\ny """ en medio',
+    "",
+]
+
+
+@pytest.mark.parametrize("system", TRICKY_TEXTS)
+def test_system_prompts_read_back_exactly(system):
     assert modelfile_value(render_modelfile("./x.gguf", PHI3, system), "SYSTEM") == system
 
 
-def test_a_system_prompt_that_cannot_be_written_is_refused():
-    from tutor_algoritmos.errors import UserError
+@pytest.mark.parametrize("folder", ["con espacios", 'con "comillas"', "ñandú \\ barra", 'tres """ comillas'])
+def test_gguf_paths_read_back_exactly(tmp_path, folder):
+    from tutor_algoritmos.chat import read_modelfile
 
-    with pytest.raises(UserError, match='contains """'):
-        render_modelfile("./x.gguf", PHI3, 'Usa """docstrings""" en Python')
-    with pytest.raises(UserError, match="control characters"):
+    gguf = tmp_path / folder / "tutor.gguf"
+    gguf.parent.mkdir()
+    gguf.write_bytes(b"GGUF")
+    modelfile = tmp_path / "Modelfile"
+    modelfile.write_text(render_modelfile(f"./{folder}/tutor.gguf", PHI3, TRICKY_TEXTS[3]), encoding="utf-8")
+    settings = read_modelfile(modelfile)
+    assert settings.gguf == gguf and settings.system == TRICKY_TEXTS[3]
+    assert settings.stops == list(PHI3.stops) and (settings.temperature, settings.num_ctx) == (0.7, 4096)
+
+
+def test_a_system_prompt_that_cannot_be_written_is_refused():
+    with pytest.raises(UserError, match='has """ at the end of a line'):
+        render_modelfile("./x.gguf", PHI3, 'Cierra con """\ny sigue')
+    with pytest.raises(UserError, match="which Ollama drops"):
         render_modelfile("./x.gguf", PHI3, "campana \x07")
 
 

@@ -9,12 +9,12 @@ Ollama gives, on machines without Ollama. Answers stream token by token; Ctrl-D 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tutor_algoritmos.errors import UserError
+from tutor_algoritmos.modelfile_syntax import parse_modelfile
 
 
 @dataclass
@@ -27,28 +27,26 @@ class ModelfileSettings:
 
 
 def read_modelfile(path: Path) -> ModelfileSettings:
-    """The settings of a Modelfile written by tutor_algoritmos.modelfile."""
+    """The settings of a Modelfile, read with Ollama's rules (tutor_algoritmos.modelfile_syntax)."""
     if not path.is_file():
         raise UserError(f"{path} does not exist — run `make modelfile` first")
-    text = path.read_text(encoding="utf-8")
-    source = re.search(r"^FROM (.+)$", text, re.M)
-    system = re.search(r'^SYSTEM """(.*?)"""$', text, re.S | re.M)
-    if not source or not system:
+    commands = parse_modelfile(path.read_text(encoding="utf-8"))
+    values = dict(commands)  # the last of a repeated command wins, as in Ollama
+    if "model" not in values or "system" not in values:
         raise UserError(f"{path} has no FROM or SYSTEM line — regenerate it with `make modelfile`")
-    gguf = (path.parent / source.group(1).strip()).resolve()
+    gguf = (path.parent / Path(values["model"]).expanduser()).resolve()
     if not gguf.is_file():
         raise UserError(f"{path} points at {gguf}, which does not exist — run `make gguf`")
-    params = dict(re.findall(r"^PARAMETER (temperature|num_ctx) (\S+)$", text, re.M))
-    return ModelfileSettings(gguf=gguf, system=system.group(1),
-                             temperature=float(params.get("temperature", 0.8)),
-                             num_ctx=int(params.get("num_ctx", 2048)),
-                             stops=re.findall(r'^PARAMETER stop "(.*)"$', text, re.M))
+    return ModelfileSettings(gguf=gguf, system=values["system"],
+                             temperature=float(values.get("temperature", 0.8)),
+                             num_ctx=int(values.get("num_ctx", 2048)),
+                             stops=[value for name, value in commands if name == "stop"])
 
 
 def chat(settings: ModelfileSettings, read=input, write=sys.stdout.write, max_tokens: int | None = None) -> None:
-    from llama_cpp import Llama
+    from tutor_algoritmos.gguf_tools import load_llama
 
-    llm = Llama(str(settings.gguf), n_ctx=settings.num_ctx, verbose=False)
+    llm = load_llama(settings.gguf, n_ctx=settings.num_ctx)
     messages = [{"role": "system", "content": settings.system}]
     write(f"Tutor de Algoritmos ({settings.gguf.name}). Escribe tu pregunta; 'salir' para terminar.\n")
     try:

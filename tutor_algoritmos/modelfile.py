@@ -16,6 +16,7 @@ from pathlib import Path
 from tutor_algoritmos.chat_formats import PHI3, ChatFormat
 from tutor_algoritmos.errors import UserError
 from tutor_algoritmos.files import publish, temporary_sibling
+from tutor_algoritmos.modelfile_syntax import parse_modelfile, quote_value
 from tutor_algoritmos.prompts import SYSTEM_PROMPT
 
 # (name, value, why) — rendered as a comment line above each PARAMETER.
@@ -28,39 +29,29 @@ PARAMETERS = (
 )
 
 
-def triple_quoted(text: str, what: str) -> str:
-    """Ollama's Modelfile parser has no escapes: a value runs from \"\"\" to the next \"\"\".
-
-    Any other character survives as written (quotes, backslashes, accents, newlines), except
-    control characters, which the parser drops.
-    """
-    if '"""' in text:
-        raise UserError(f'{what} contains """, which cannot be written inside a Modelfile — '
-                        "replace it (e.g. with ''' )")
-    bad = sorted({repr(c) for c in text if not c.isprintable() and c not in "\n\t"})
-    if bad:
-        raise UserError(f"{what} contains control characters {', '.join(bad)}, which Ollama drops — remove them")
-    return f'"""{text}"""'
-
-
 def render_modelfile(gguf: str, fmt: ChatFormat, system: str = SYSTEM_PROMPT) -> str:
     lines = [
         "# Tutor de Algoritmos for Ollama: ollama create tutor-algoritmos -f Modelfile",
         "# Written by tutor_algoritmos/modelfile.py; edit that file, not this one.",
-        f"FROM {gguf}",
+        f"FROM {quote_value(gguf, 'the GGUF path', ('bare', 'quoted', 'triple'))}",
         "",
         f"# {fmt.name} chat format; Ollama does not take it from the GGUF on its own.",
-        f"TEMPLATE {triple_quoted(fmt.template, 'TEMPLATE')}",
+        f"TEMPLATE {quote_value(fmt.template, 'TEMPLATE')}",
         "",
         f"# Stop at the end of the answer ({fmt.end_of_turn}) or if the model starts another turn;",
         "# without these it keeps talking, playing the student too.",
     ]
-    lines += [f'PARAMETER stop "{stop}"' for stop in fmt.stops]
+    lines += [f"PARAMETER stop {quote_value(stop, 'stop', ('quoted', 'triple'))}" for stop in fmt.stops]
     for name, value, why in PARAMETERS:
         lines += ["", f"# {why}", f"PARAMETER {name} {value}"]
     lines += ["", "# The exact system prompt used in training (tutor_algoritmos/prompts.py).",
-              f"SYSTEM {triple_quoted(system, 'SYSTEM')}", ""]
-    return "\n".join(lines)
+              f"SYSTEM {quote_value(system, 'SYSTEM')}", ""]
+    text = "\n".join(lines)
+    expected = [("model", gguf), ("template", fmt.template), *(("stop", s) for s in fmt.stops),
+                *((name, value) for name, value, _ in PARAMETERS), ("system", system)]
+    if parse_modelfile(text) != expected:  # each value was checked alone; this checks them together
+        raise UserError("the Modelfile would not read back as written — report this as a bug")
+    return text
 
 
 def write_modelfile(gguf: Path, out: Path) -> Path:
