@@ -71,3 +71,23 @@ def test_merge_refuses_an_adapter_of_another_base(tmp_path):
     result = run("convert_lora_to_gguf.py", "merge", "--base", "build/tiny-phi3", "--adapter", str(tmp_path),
                  "--out", str(tmp_path / "merged"))
     assert_user_error(result, "trained on some/other-model")
+
+
+def test_gguf_llama_cpp_cannot_load_is_named_with_the_fix(tmp_path):
+    from conftest import LLAMA_CPP_DIR
+
+    vocab = (LLAMA_CPP_DIR / "models" / "ggml-vocab-phi-3.gguf").read_bytes()
+    truncated = tmp_path / "truncated.gguf"
+    truncated.write_bytes(vocab[: len(vocab) // 3])  # a copy or download cut short
+    result = run("convert_lora_to_gguf.py", "quantize", "--gguf", str(truncated), "--quant", "Q4_K_M",
+                 "--outfile", str(tmp_path / "q.gguf"))
+    assert_user_error(result, f"{truncated} is not a readable GGUF file", "rebuild it with `make gguf`")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["truncated.gguf"]
+
+    # a well-formed GGUF that is not a model (a vocabulary without weights), behind a Modelfile
+    not_a_model = tmp_path / "vocab.gguf"
+    not_a_model.write_bytes(vocab)
+    modelfile = tmp_path / "Modelfile"
+    modelfile.write_text(f'FROM {not_a_model}\nSYSTEM """hola"""\n', encoding="utf-8")
+    result = run("-m", "tutor_algoritmos.chat", str(modelfile))
+    assert_user_error(result, f"llama.cpp cannot load {not_a_model}", "rebuild it with `make gguf`")

@@ -11,7 +11,7 @@ from pathlib import Path
 from tutor_algoritmos.chat_formats import detect_chat_format
 from tutor_algoritmos.errors import UserError
 from tutor_algoritmos.files import ensure_free_space, folder_size, publish, temporary_sibling
-from tutor_algoritmos.gguf_tools import BITS_PER_WEIGHT, OUTTYPES, QUANT_TYPES, check_gguf, quantize
+from tutor_algoritmos.gguf_tools import BITS_PER_WEIGHT, OUTTYPES, QUANT_TYPES, check_gguf, quantize, read_gguf_info
 from tutor_algoritmos.llama_cpp_source import ensure_llama_cpp
 
 logger = logging.getLogger("tutor")
@@ -72,6 +72,7 @@ def quantize_gguf(src: Path, outfile: Path, quant: str) -> Path:
         raise UserError(f"{src} does not exist — run `make gguf` first")
     if quant not in QUANT_TYPES:
         raise UserError(f"unknown QUANT {quant!r} — choose one of {', '.join(QUANT_TYPES)}")
+    read_gguf_info(src)  # a truncated or foreign file stops here, in plain words
     # the source is 16-bit: bytes / 2 = weights
     ensure_free_space(outfile.parent, int(src.stat().st_size / 2 * BITS_PER_WEIGHT[quant] / 8), f"the {quant} GGUF")
     tmp = temporary_sibling(outfile)

@@ -96,13 +96,11 @@ def answer_loss(model_dir: Path, records: list[Record]) -> float:
 
 def generate_answers(gguf: Path, records: list[Record], max_tokens: int) -> list[tuple[str, bool]]:
     """(answer, stopped by itself) for each question, greedy, through llama.cpp like Ollama."""
-    from llama_cpp import Llama
-
-    from tutor_algoritmos.gguf_tools import read_gguf_info
+    from tutor_algoritmos.gguf_tools import load_llama, read_gguf_info
 
     info = read_gguf_info(gguf)
     fmt = detect_chat_format(info.chat_template)
-    llm = Llama(str(gguf), n_ctx=4096, verbose=False)
+    llm = load_llama(gguf, n_ctx=4096)
     answers = []
     try:
         for record in records:

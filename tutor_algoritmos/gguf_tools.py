@@ -47,14 +47,25 @@ def read_gguf_info(path: Path) -> GGUFInfo:
                     tokens=field("tokenizer.ggml.tokens") or [])
 
 
+def load_llama(path: Path, **kwargs):
+    """llama_cpp.Llama for a GGUF, or a plain-words error when llama.cpp cannot load it."""
+    import llama_cpp
+
+    if not Path(path).is_file():
+        raise UserError(f"{path} does not exist — build it with `make gguf` (or `make quantize`)")
+    try:
+        return llama_cpp.Llama(str(path), verbose=False, **kwargs)
+    except ValueError as err:
+        raise UserError(f"llama.cpp cannot load {path} ({err}): the file is truncated, not a model, or from "
+                        "another llama.cpp version — delete it and rebuild it with `make gguf` / `make quantize`"
+                        ) from None
+
+
 def end_of_generation_ids(path: Path) -> set[int]:
     """The token ids llama.cpp itself treats as end of generation (loads the vocabulary only)."""
     import llama_cpp
 
-    try:
-        llm = llama_cpp.Llama(str(path), vocab_only=True, verbose=False)
-    except ValueError as err:
-        raise UserError(f"llama.cpp cannot load {path} ({err}) — rebuild it with `make gguf`") from None
+    llm = load_llama(path, vocab_only=True)
     try:
         vocab = llm._model.vocab
         return {i for i in range(llama_cpp.llama_vocab_n_tokens(vocab))

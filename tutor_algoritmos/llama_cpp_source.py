@@ -26,6 +26,8 @@ PINNED_COMMIT = "0c1e57098bba43ac29e6e3b677cdceebdd22334f"
 SDIST_VERSION = "0.3.36"  # llama-cpp-python release that vendors PINNED_COMMIT (its CHANGELOG)
 SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
 CONVERTER = "convert_hf_to_gguf.py"
+# The sdist is kept here once downloaded (~70 MB): a re-fetch of the tree needs no network
+DOWNLOADS = Path("build/downloads")
 
 
 def _run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -50,28 +52,37 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def download_sdist(downloads: Path = DOWNLOADS) -> Path:
+    """The pinned sdist from PyPI into `downloads` (kept), or the copy already there."""
+    kept = downloads / f"llama_cpp_python-{SDIST_VERSION}.tar.gz"
+    if kept.is_file():
+        return kept
+    downloads.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=downloads) as download:
+        _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-binary", ":all:", "--no-deps",
+              f"llama-cpp-python=={SDIST_VERSION}", "-d", download], timeout=900)
+        next(Path(download).glob("llama_cpp_python-*.tar.gz")).replace(kept)
+    return kept
+
+
 def from_sdist(dest: Path, sdist: Path | None = None) -> None:
-    with tempfile.TemporaryDirectory() as download:
-        if sdist is None:
-            _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-binary", ":all:", "--no-deps",
-                  f"llama-cpp-python=={SDIST_VERSION}", "-d", download], timeout=900)
-            sdist = next(Path(download).glob("llama_cpp_python-*.tar.gz"))
-        actual = sha256_of(sdist)
-        if actual != SDIST_SHA256:
-            raise UserError(f"{sdist.name} has sha256 {actual}, expected {SDIST_SHA256} — "
-                            "the download is corrupt or not the pinned release; delete it and retry")
-        prefix = f"llama_cpp_python-{SDIST_VERSION}/vendor/llama.cpp/"
-        tmp = temporary_sibling(dest)
-        with tarfile.open(sdist) as tar:
-            members = []
-            for member in tar.getmembers():
-                if member.name.startswith(prefix) and member.name != prefix:
-                    member.name = member.name[len(prefix):]
-                    members.append(member)
-            tar.extractall(tmp, members=members, filter="data")
-        if not (tmp / CONVERTER).is_file():
-            raise UserError(f"{sdist.name} holds no vendor/llama.cpp/{CONVERTER}")
-        publish(tmp, dest)
+    sdist = sdist or download_sdist()
+    actual = sha256_of(sdist)
+    if actual != SDIST_SHA256:
+        raise UserError(f"{sdist} has sha256 {actual}, expected {SDIST_SHA256} — "
+                        "the download is corrupt or not the pinned release; delete it and retry")
+    prefix = f"llama_cpp_python-{SDIST_VERSION}/vendor/llama.cpp/"
+    tmp = temporary_sibling(dest)
+    with tarfile.open(sdist) as tar:
+        members = []
+        for member in tar.getmembers():
+            if member.name.startswith(prefix) and member.name != prefix:
+                member.name = member.name[len(prefix):]
+                members.append(member)
+        tar.extractall(tmp, members=members, filter="data")
+    if not (tmp / CONVERTER).is_file():
+        raise UserError(f"{sdist.name} holds no vendor/llama.cpp/{CONVERTER}")
+    publish(tmp, dest)
 
 
 def ensure_llama_cpp(dest: Path, sdist: Path | None = None) -> Path:
