@@ -11,6 +11,10 @@ QUANT ?= Q4_K_M
 MODEL_NAME ?= tutor-algoritmos
 LLAMA_CPP_DIR ?= llama.cpp
 TRAIN_ARGS ?=
+# make train NPROC=N: N processes under accelerate launch (DDP; one per GPU). ACCELERATE_ARGS adds
+# launcher flags, e.g. --config_file configs/fsdp.yaml for models too big for one GPU.
+NPROC ?= 1
+ACCELERATE_ARGS ?=
 # llama-cpp-python is compiled for a portable CPU: a -march=native build segfaults on quantized
 # GGUFs on some machines. `make deps LLAMA_CMAKE_ARGS=` builds it native (faster, if it works).
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
@@ -24,12 +28,18 @@ EVAL_ARGS ?=
 DEMO_OUT ?= out/demo
 DEMO_TRAIN_ARGS ?= --max_steps 72 --gradient_accumulation_steps 1 --eval_strategy no
 DEMO_EVAL_ARGS ?= --generate-limit 6 --max-tokens 512
+# make bench: --levers also times each speed lever alone (~6 more minutes)
+BENCH_ARGS ?=
 
 .DELETE_ON_ERROR:
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
 DEPS_STAMP := $(VENV)/.requirements-installed
+# DDP (--multi_gpu: N processes, also on a CPU with gloo) unless a --config_file says otherwise
+# (FSDP, DeepSpeed): accelerate refuses both at once
+TRAIN_LAUNCHER := $(if $(filter-out 1,$(NPROC)),$(PYTHON) -m accelerate.commands.launch \
+	$(if $(findstring --config_file,$(ACCELERATE_ARGS)),,--multi_gpu) --num_processes $(NPROC) $(ACCELERATE_ARGS),$(PYTHON))
 CONVERTER := $(LLAMA_CPP_DIR)/convert_hf_to_gguf.py
 TINY_MODEL := build/tiny-phi3/config.json
 DATA_STAMP := $(OUT)/.data-checked
@@ -47,7 +57,7 @@ PKG := tutor_algoritmos
 # Variables a step depends on are kept in $(OUT)/.vars/; a file changes only when its value does,
 # so e.g. a new BASE_MODEL retrains while an unchanged one keeps the adapter.
 remember = $(shell mkdir -p $(OUT)/.vars && f=$(OUT)/.vars/$(1) && \
-	if [ "$$(cat $$f 2>/dev/null)" != '$(2)' ]; then printf '%s' '$(2)' > $$f; fi; echo $(OUT)/.vars/$(1))
+	if [ ! -f $$f ] || [ "$$(cat $$f)" != '$(2)' ]; then printf '%s' '$(2)' > $$f; fi; echo $(OUT)/.vars/$(1))
 ifneq ($(filter check-data train merge gguf quantize modelfile ollama eval chat all $(OUT)/%,$(MAKECMDGOALS)),)
 VAR_BASE := $(call remember,base_model,$(BASE_MODEL))
 VAR_TRAIN := $(call remember,train_args,$(TRAIN_ARGS))
@@ -63,7 +73,8 @@ help:
 	@grep -E '^## ' $(MAKEFILE_LIST) | sed -e 's/^## /  /'
 	@echo
 	@echo "Variables (current value):"
-	@$(foreach v,PYTHON BASE_MODEL DATA OUT OUTTYPE QUANT MODEL_NAME LLAMA_CPP_DIR TRAIN_ARGS LLAMA_CMAKE_ARGS \
+	@$(foreach v,PYTHON BASE_MODEL DATA OUT OUTTYPE QUANT MODEL_NAME LLAMA_CPP_DIR TRAIN_ARGS NPROC ACCELERATE_ARGS \
+		LLAMA_CMAKE_ARGS BENCH_ARGS \
 		EVAL_DATA EVAL_ARGS DEMO_OUT DEMO_TRAIN_ARGS DEMO_EVAL_ARGS,\
 		printf '  %-17s %s\n' '$(v)' '$($(v))';)
 
@@ -105,8 +116,8 @@ $(DATA_STAMP): $(DATA) $(PKG)/check_data.py $(PKG)/dataset.py $(PKG)/sandbox.py 
 .PHONY: train
 train: $(ADAPTER)
 $(ADAPTER): $(DATA_STAMP) train_lora.py $(PKG)/training.py $(PKG)/train_config.py $(PKG)/lora_targets.py \
-		$(PKG)/hardware.py $(PKG)/prompts.py $(VAR_BASE) $(VAR_TRAIN)
-	$(PYTHON) train_lora.py --base_model $(BASE_MODEL) --data $(DATA) --output_dir $(OUT)/adapter $(TRAIN_ARGS)
+		$(PKG)/hardware.py $(PKG)/prompts.py $(PKG)/cpu_fast_path.py $(VAR_BASE) $(VAR_TRAIN)
+	$(TRAIN_LAUNCHER) train_lora.py --base_model $(BASE_MODEL) --data $(DATA) --output_dir $(OUT)/adapter $(TRAIN_ARGS)
 
 ## merge: fold the adapter into the base -> OUT/merged/ (safetensors + tokenizer files)
 .PHONY: merge
@@ -173,6 +184,14 @@ demo: $(DEMO_BASE)/config.json
 		echo "or chat right now: make chat OUT=$(DEMO_OUT)"; fi
 $(DEMO_BASE)/config.json: $(PKG)/demo_base.py | $(DEPS_STAMP)
 	$(PYTHON) -m $(PKG).demo_base --out $(DEMO_BASE)
+
+## bench: training and decoding speed on the demo model -> out/bench/results.json, docs/PERFORMANCE.md
+.PHONY: bench
+bench: $(DEMO_BASE)/config.json
+	$(MAKE) $(DEMO_OUT)/base.gguf $(DEMO_OUT)/base-Q4_K_M.gguf BASE_MODEL=$(DEMO_BASE) OUT=$(DEMO_OUT) \
+		OUTTYPE=f16 QUANT=Q4_K_M
+	$(PYTHON) -m $(PKG).bench --base $(DEMO_BASE) --data $(DATA) --gguf-f16 $(DEMO_OUT)/base.gguf \
+		--gguf-q4 $(DEMO_OUT)/base-Q4_K_M.gguf --out out/bench --doc docs/PERFORMANCE.md $(BENCH_ARGS)
 
 ## all: preflight, check-data, train, merge, gguf, quantize, modelfile, ollama (needs a CUDA GPU)
 .PHONY: all

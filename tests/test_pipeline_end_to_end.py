@@ -130,3 +130,13 @@ def test_chat_streams_with_the_modelfile_settings(pipeline):
     assert written[0].startswith("Tutor de Algoritmos") and written[-1] == "\n"
     pieces = [w for w in written[1:-1] if w]
     assert 1 <= len(pieces) <= 8  # streamed one token at a time, at most max_tokens
+
+
+def test_a_fresh_out_with_empty_train_args_plans_the_whole_chain(tmp_path):
+    # an empty variable must still get its .vars file, or make finds no rule for it
+    result = subprocess.run(["make", "-n", "train", f"PYTHON={sys.executable}", "BASE_MODEL=build/tiny-phi3",
+                             f"OUT={tmp_path}", "TRAIN_ARGS="], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / ".vars" / "train_args").read_text() == ""
+    assert f"train_lora.py --base_model build/tiny-phi3 --data algoritmos_fixed.jsonl --output_dir {tmp_path}/adapter" \
+        in result.stdout

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -41,11 +42,17 @@ def run_fingerprint(tutor: TutorArguments, sft: TutorSFTConfig, data: Path) -> d
     }
 
 
+def is_main_process() -> bool:
+    """Rank 0 of an `accelerate launch` / torchrun job (or a plain run): the one that writes files."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def last_checkpoint(partial: Path, fingerprint: dict) -> str | None:
     """The newest complete checkpoint of an interrupted run of the same recipe, if any.
 
     The Trainer writes trainer_state.json last, so a checkpoint folder without it was cut off
-    mid-save (Ctrl-C or a kill during the save): it is removed and the one before it is used.
+    mid-save (Ctrl-C or a kill during the save): the main process removes it and every process
+    resumes from the one before it.
     """
     if not partial.is_dir():
         return None
@@ -53,8 +60,9 @@ def last_checkpoint(partial: Path, fingerprint: dict) -> str | None:
     for checkpoint in checkpoints:
         if (checkpoint / "trainer_state.json").is_file():
             break
-        logger.warning("removing %s: its save was interrupted", checkpoint)
-        shutil.rmtree(checkpoint)
+        if is_main_process():
+            logger.warning("removing %s: its save was interrupted", checkpoint)
+            shutil.rmtree(checkpoint, ignore_errors=True)
     else:
         return None
     stamp = partial / "run_fingerprint.json"
@@ -88,6 +96,7 @@ def build_trainer(tutor: TutorArguments, sft: TutorSFTConfig, train_records: lis
     """SFTTrainer with LoRA on the resolved projections, coverage verified before any step."""
     from datasets import Dataset
     from peft import LoraConfig
+    from trl import SFTTrainer
 
     from tutor_algoritmos.cpu_fast_path import TutorSFTTrainer, speed_up_lora_on_cpu
 
@@ -97,13 +106,14 @@ def build_trainer(tutor: TutorArguments, sft: TutorSFTConfig, train_records: lis
                              lora_dropout=tutor.lora_dropout, target_modules=targets)
     if not eval_records:
         sft = dataclasses.replace(sft, eval_strategy="no")
-    trainer = TutorSFTTrainer(
+    trainer_class = TutorSFTTrainer if tutor.cpu_fast_path else SFTTrainer
+    trainer = trainer_class(
         model=model, args=sft, processing_class=tokenizer, peft_config=peft_config,
         train_dataset=Dataset.from_list([to_prompt_completion(r) for r in train_records]),
         eval_dataset=Dataset.from_list([to_prompt_completion(r) for r in eval_records]) if eval_records else None,
     )
     check_coverage(trainer.model, targets)
-    if precision.device == "cpu":
+    if precision.device == "cpu" and tutor.cpu_fast_path:
         replaced = speed_up_lora_on_cpu(trainer.model, precision.bf16)
         logger.info("CPU fast path: answer-only LM head, %d LoRA dropouts with 16-bit masks%s", replaced,
                     ", bf16 LoRA inputs" if precision.bf16 else "")
@@ -137,24 +147,32 @@ def train(tutor: TutorArguments, sft: TutorSFTConfig) -> Path:
     partial = out.with_name(out.name + ".partial")
     fingerprint = run_fingerprint(tutor, sft, Path(tutor.data))
     resume_from = last_checkpoint(partial, fingerprint)
-    partial.mkdir(parents=True, exist_ok=True)
-    (partial / "run_fingerprint.json").write_text(json.dumps(fingerprint, indent=2))
+    if is_main_process():
+        partial.mkdir(parents=True, exist_ok=True)
+        (partial / "run_fingerprint.json").write_text(json.dumps(fingerprint, indent=2))
 
     trainer, targets, trainable = build_trainer(
         tutor, dataclasses.replace(sft, output_dir=str(partial)), train_records, eval_records,
         tokenizer, precision, total_params)
+    world = trainer.accelerator.num_processes
+    logger.info("%d sequences per optimizer step = %d process(es) x %d per micro-batch x %d accumulated",
+                world * sft.per_device_train_batch_size * sft.gradient_accumulation_steps, world,
+                sft.per_device_train_batch_size, sft.gradient_accumulation_steps)
     if resume_from:
         logger.info("resuming from %s", resume_from)
     result = trainer.train(resume_from_checkpoint=resume_from)
+    logger.info("rank %d of %d (%s): %d optimizer steps done", trainer.accelerator.process_index, world,
+                trainer.accelerator.state.backend or "single process", trainer.state.global_step)
     metrics = {**result.metrics, "trainable_parameters": trainable, "total_parameters": total_params,
                "lora_targets": targets, "precision": precision.name, "device": precision.device,
-               "train_examples": len(train_records), "eval_examples": len(eval_records)}
+               "train_examples": len(train_records), "eval_examples": len(eval_records), "processes": world}
     final_eval = [e for e in trainer.state.log_history if "eval_loss" in e and e["step"] == trainer.state.global_step]
     if eval_records and sft.eval_strategy != "no":  # the epoch-end eval may already have run at the last step
         metrics.update({k: v for k, v in final_eval[-1].items() if k.startswith("eval_")} if final_eval
                        else trainer.evaluate())
-    save_adapter(trainer, out, tutor, sft, metrics)
-    shutil.rmtree(partial, ignore_errors=True)
+    if trainer.is_world_process_zero():
+        save_adapter(trainer, out, tutor, sft, metrics)
+        shutil.rmtree(partial, ignore_errors=True)
     return out
 
 

@@ -1,0 +1,224 @@
+"""make bench: training and decoding speed on the demo model, measured side by side in one run.
+
+    python -m tutor_algoritmos.bench --base out/demo/base --gguf-f16 out/demo/base.gguf \\
+        --gguf-q4 out/demo/base-Q4_K_M.gguf --out out/bench [--levers] [--doc docs/PERFORMANCE.md]
+
+Absolute times on a shared machine are noisy; the ratios (speed-up over the plain recipe, share of
+the matmul peak and of the memory bandwidth measured in the same run) are what to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from tutor_algoritmos.bench_train import PROFILES
+from tutor_algoritmos.errors import UserError
+
+logger = logging.getLogger("tutor")
+
+DOC_START, DOC_END = "<!-- bench:start -->", "<!-- bench:end -->"
+# Teacher-forced decode input: a Spanish lesson fed one token at a time, as generation would.
+DECODE_TEXT = ("La búsqueda binaria divide el intervalo por la mitad en cada paso: si el valor buscado es "
+               "menor que el del centro, seguimos por la izquierda; si es mayor, por la derecha. ") * 20
+
+
+def best_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up: page faults, thread pool, kernel selection
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def matmul_peak_gflops(dtype: torch.dtype, sizes=(1024, 2048, 4096), repeats: int = 3) -> float:
+    """Best square-matmul rate over a few sizes: the ceiling a training step is measured against."""
+    rates = []
+    for n in sizes:
+        a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+        rates.append(2 * n**3 / best_seconds(lambda a=a, b=b: a @ b, repeats) / 1e9)
+    return max(rates)
+
+
+def memory_read_gbps(mib: int = 1024, repeats: int = 5) -> float:
+    """Read bandwidth: summing a 1 GiB array streams it from DRAM once, like decode streams weights."""
+    x = torch.ones(mib * 2**20 // 4, dtype=torch.float32)
+    return x.numel() * 4 / best_seconds(x.sum, repeats) / 1e9
+
+
+def gguf_tensor_bytes(path: Path) -> int:
+    from gguf import GGUFReader
+
+    return sum(int(t.n_bytes) for t in GGUFReader(str(path)).tensors)
+
+
+def decode_tokens_per_s(path: Path, tokens: int = 128) -> float:
+    """One token per forward pass with a growing KV cache: what each generated token costs."""
+    from tutor_algoritmos.gguf_tools import load_llama
+
+    llm = load_llama(path, n_ctx=tokens + 64, n_threads=os.cpu_count())
+    ids = llm.tokenize(DECODE_TEXT.encode("utf-8"), add_bos=False)[: tokens + 1]
+    llm.eval(ids[:1])
+    start = time.perf_counter()
+    for token in ids[1:]:
+        llm.eval([token])
+    return (len(ids) - 1) / (time.perf_counter() - start)
+
+
+def train_profile(profile: str, base: str, data: str, sequences: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        out = Path(tmp) / "result.json"
+        command = [sys.executable, "-m", "tutor_algoritmos.bench_train", "--profile", profile, "--base", base,
+                   "--data", data, "--sequences", str(sequences), "--out", str(out)]
+        logger.info("training profile %s: %s", profile, PROFILES[profile][0])
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode < 0:  # the kernel's OOM killer sends SIGKILL
+            raise UserError(f"bench profile {profile} was killed by signal {-done.returncode}"
+                            + (" (out of memory)" if done.returncode == -9 else ""))
+        if done.returncode != 0:
+            raise UserError(f"bench profile {profile} failed:\n{done.stderr[-3000:]}")
+        return json.loads(out.read_text())
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
+        else platform.processor()
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version()}
+
+
+def run(args) -> dict:
+    results: dict = {"machine": machine()}
+    logger.info("matmul peaks and memory bandwidth")
+    results["matmul_peak_gflops_bf16"] = round(matmul_peak_gflops(torch.bfloat16), 1)
+    results["matmul_peak_gflops_fp32"] = round(matmul_peak_gflops(torch.float32), 1)
+    results["memory_read_gbps"] = round(memory_read_gbps(), 2)
+
+    profiles = ["seed", "tutor"] + ([p for p in PROFILES if p not in ("seed", "tutor")] if args.levers else [])
+    runs = {}
+    for profile in profiles:
+        try:
+            runs[profile] = train_profile(profile, args.base, args.data, args.sequences)
+        except UserError as err:
+            if profile in ("seed", "tutor"):
+                raise
+            logger.warning("%s", err)  # a lever that cannot run here is reported, not fatal
+            runs[profile] = {"error": str(err).splitlines()[-1]}
+    tokens = {r["tokens"] for r in runs.values() if "tokens" in r}
+    if len(tokens) != 1:
+        raise UserError(f"the profiles trained on different token counts {tokens}: the comparison is void")
+    seed, tutor = runs["seed"], runs["tutor"]
+    parameters = sum(p.numel() for p in _meta_model(args.base).parameters())
+    results.update({
+        "train_sequences": tutor["sequences"], "train_tokens": tutor["tokens"], "model_parameters": parameters,
+        "train_tokens_per_s_seed": seed["tokens_per_s"], "train_tokens_per_s": tutor["tokens_per_s"],
+        "train_speedup_vs_seed": round(tutor["tokens_per_s"] / seed["tokens_per_s"], 3),
+        # LoRA on a frozen base: forward 2 FLOPs per parameter and token, backward 2 more for the
+        # activation gradients (no weight gradients); attention FLOPs are not counted
+        "train_peak_fraction": round(4 * parameters * tutor["tokens_per_s"] / (results["matmul_peak_gflops_bf16"]
+                                                                               * 1e9), 3),
+        "train_peak_rss_mb": tutor["peak_rss_mb"], "train_peak_rss_mb_seed": seed["peak_rss_mb"],
+        "train_profiles": runs,
+    })
+    decode, model_bytes = {}, {}
+    for name, path in (("Q4_K_M", args.gguf_q4), ("f16", args.gguf_f16)):
+        logger.info("decoding with %s", path)
+        decode[name] = round(decode_tokens_per_s(path), 1)
+        model_bytes[name] = gguf_tensor_bytes(path)
+    results.update({
+        "decode_tokens_per_s": decode, "decode_model_bytes": model_bytes,
+        "decode_bandwidth_fraction": round(decode["Q4_K_M"] * model_bytes["Q4_K_M"]
+                                           / (results["memory_read_gbps"] * 1e9), 3),
+        "decode_bandwidth_fraction_f16": round(decode["f16"] * model_bytes["f16"]
+                                               / (results["memory_read_gbps"] * 1e9), 3),
+    })
+    return results
+
+
+def _meta_model(base: str):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(base))
+
+
+def table(results: dict) -> str:
+    m = results["machine"]
+    rows = [
+        "| key | value | goal |", "| --- | --- | --- |",
+        f"| `train_tokens_per_s_seed` | {results['train_tokens_per_s_seed']} | reference |",
+        f"| `train_tokens_per_s` | {results['train_tokens_per_s']} | |",
+        f"| `train_speedup_vs_seed` | {results['train_speedup_vs_seed']} | >= 2.0 |",
+        f"| `train_peak_fraction` | {results['train_peak_fraction']} | >= 0.25 |",
+        f"| `decode_tokens_per_s` | Q4_K_M {results['decode_tokens_per_s']['Q4_K_M']}, "
+        f"f16 {results['decode_tokens_per_s']['f16']} | |",
+        f"| `decode_bandwidth_fraction` | {results['decode_bandwidth_fraction']} (f16: "
+        f"{results['decode_bandwidth_fraction_f16']}) | >= 0.5 |",
+        f"| `train_peak_rss_mb` | {results['train_peak_rss_mb']} (seed: {results['train_peak_rss_mb_seed']}) "
+        "| report |",
+        "", "| training profile | tokens/s | x seed | peak RSS MB | first loss |", "| --- | --- | --- | --- | --- |",
+    ]
+    seed = results["train_tokens_per_s_seed"]
+    for name, run in results["train_profiles"].items():
+        if "error" in run:
+            rows.append(f"| {name}: {PROFILES[name][0]} | failed: {run['error']} | | | |")
+            continue
+        rows.append(f"| {name}: {PROFILES[name][0]} | {run['tokens_per_s']} | {run['tokens_per_s'] / seed:.2f} "
+                    f"| {run['peak_rss_mb']} | {run['first_loss']:.4f} |")
+    rows += ["", f"Machine: {m['cpu']}, {m['cores']} cores ({m['torch_threads']} torch threads), torch {m['torch']}; "
+             f"bf16 matmul peak {results['matmul_peak_gflops_bf16']} GFLOP/s (fp32 "
+             f"{results['matmul_peak_gflops_fp32']}), read bandwidth {results['memory_read_gbps']} GB/s; "
+             f"{results['train_sequences']} lessons = {results['train_tokens']} tokens per training profile, "
+             f"{results['model_parameters']:,} parameters."]
+    return "\n".join(rows) + "\n"
+
+
+def update_doc(doc: Path, text: str) -> None:
+    """Replace the generated section of docs/PERFORMANCE.md; the prose around it stays."""
+    current = doc.read_text(encoding="utf-8")
+    if DOC_START not in current or DOC_END not in current:
+        raise UserError(f"{doc} has no {DOC_START} ... {DOC_END} section to update")
+    head, rest = current.split(DOC_START, 1)
+    doc.write_text(f"{head}{DOC_START}\n{text}{DOC_END}{rest.split(DOC_END, 1)[1]}", encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Measure training and decoding speed on the demo model.")
+    parser.add_argument("--base", required=True, help="Hugging Face folder of the demo model")
+    parser.add_argument("--data", default="algoritmos_fixed.jsonl")
+    parser.add_argument("--gguf-f16", type=Path, required=True)
+    parser.add_argument("--gguf-q4", type=Path, required=True)
+    parser.add_argument("--sequences", type=int, default=8, help="lessons per training profile (one step = 8)")
+    parser.add_argument("--levers", action="store_true", help="also time each speed lever on its own")
+    parser.add_argument("--out", type=Path, default=Path("out/bench"))
+    parser.add_argument("--doc", type=Path, help="rewrite this file's generated section with the table")
+    args = parser.parse_args()
+    for path in (args.gguf_f16, args.gguf_q4):
+        if not path.is_file():
+            raise UserError(f"{path} is missing — `make bench` builds it from the demo model")
+    results = run(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    (args.out / "results.md").write_text(table(results))
+    if args.doc:
+        update_doc(args.doc, table(results))
+    print(table(results))
+
+
+if __name__ == "__main__":
+    from tutor_algoritmos.errors import run_cli
+
+    run_cli(main)
