@@ -26,7 +26,7 @@ EVAL_DATA ?=
 EVAL_ARGS ?=
 # make demo: SmolLM2-135M-Instruct (from PyPI, offline) on this CPU; budget measured in README
 DEMO_OUT ?= out/demo
-DEMO_TRAIN_ARGS ?= --max_steps 72 --gradient_accumulation_steps 1 --eval_strategy no
+DEMO_TRAIN_ARGS ?= --max_steps 130 --gradient_accumulation_steps 1 --eval_strategy no
 DEMO_EVAL_ARGS ?= --generate-limit 6 --max-tokens 512
 # make bench: --levers also times each speed lever alone (~6 more minutes)
 BENCH_ARGS ?=
@@ -145,14 +145,18 @@ $(MODELFILE): $(GGUF) $(PKG)/modelfile.py $(PKG)/chat_formats.py $(PKG)/prompts.
 	$(PYTHON) -m $(PKG).modelfile --gguf $(GGUF) --out $@
 
 ## ollama: ollama create MODEL_NAME -f OUT/Modelfile, then ask it one question
-.PHONY: ollama
-ollama: $(MODELFILE)
-	@command -v ollama >/dev/null || { echo "ollama is not installed. Get it from https://ollama.com/download," \
-		"then run: ollama create $(MODEL_NAME) -f $(MODELFILE)"; exit 1; }
-	@ollama list >/dev/null 2>&1 || { echo "the Ollama server is not running: start it with 'ollama serve'" \
-		"(or open the Ollama app), then run make ollama again"; exit 1; }
+.PHONY: ollama ollama-check
+ollama: ollama-check $(MODELFILE)
 	ollama create $(MODEL_NAME) -f $(MODELFILE)
 	ollama run $(MODEL_NAME) "$(SMOKE_QUESTION)"
+
+# Checked before anything is built: without Ollama the GGUF is still useful (make chat), but
+# `make ollama` would fail only after training and converting.
+ollama-check:
+	@command -v ollama >/dev/null || { echo "ollama is not installed. Get it from https://ollama.com/download," \
+		"then run: ollama create $(MODEL_NAME) -f $(MODELFILE)  (or chat without it: make chat)"; exit 1; }
+	@ollama list >/dev/null 2>&1 || { echo "the Ollama server is not running: start it with 'ollama serve'" \
+		"(or open the Ollama app), then run make ollama again"; exit 1; }
 
 ## eval: base vs tuned on held-out questions -> OUT/report.md, report.json, loss_curves.png
 .PHONY: eval
@@ -196,6 +200,7 @@ bench: $(DEMO_BASE)/config.json
 ## all: preflight, check-data, train, merge, gguf, quantize, modelfile, ollama (needs a CUDA GPU)
 .PHONY: all
 all: preflight
+	@$(MAKE) --no-print-directory ollama-check || echo "(continuing: everything up to $(MODELFILE) is built first)"
 	$(MAKE) check-data train merge gguf quantize modelfile
 	$(MAKE) ollama
 

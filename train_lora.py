@@ -4,6 +4,7 @@
     python train_lora.py --config recipe.yaml --max_steps 2
     python train_lora.py --base_model build/tiny-phi3 --output_dir out/adapter
     python train_lora.py --help                            # every option, no GPU or network needed
+    accelerate launch --multi_gpu --num_processes 4 train_lora.py   # DDP on 4 GPUs (make train NPROC=4)
 
 Defaults: LoRA r=16, alpha=32, dropout 0.05 on every attention and MLP projection, lr 2e-4,
 3 epochs, batch 1 x gradient accumulation 8, seed 42, max_length 2048, loss on answer tokens only,

@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 from conftest import PHI35_MINI_CONFIG, ROOT
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
@@ -91,3 +93,58 @@ def test_gguf_llama_cpp_cannot_load_is_named_with_the_fix(tmp_path):
     modelfile.write_text(f'FROM {not_a_model}\nSYSTEM """hola"""\n', encoding="utf-8")
     result = run("-m", "tutor_algoritmos.chat", str(modelfile))
     assert_user_error(result, f"llama.cpp cannot load {not_a_model}", "rebuild it with `make gguf`")
+
+
+def make_ollama(tmp_path, path_dirs):
+    command = ["make", "ollama", f"PYTHON={sys.executable}", "BASE_MODEL=build/tiny-phi3", f"OUT={tmp_path}"]
+    env = {**ENV, "PATH": os.pathsep.join(path_dirs)}
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
+
+
+def test_make_ollama_without_ollama_or_its_server_stops_before_building(tmp_path):
+    system_dirs = ["/usr/local/bin", "/usr/bin", "/bin"]
+    if any((Path(d) / "ollama").exists() for d in system_dirs):
+        pytest.skip("ollama is installed on this machine")
+    result = make_ollama(tmp_path / "out", system_dirs)
+    assert result.returncode != 0
+    assert "ollama is not installed. Get it from https://ollama.com/download" in result.stdout
+    assert not (tmp_path / "out" / "adapter").exists()  # nothing was trained first
+
+    fake = tmp_path / "bin" / "ollama"  # an installed client whose server is down: `ollama list` fails
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'Error: could not connect to ollama app, is it running?' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    result = make_ollama(tmp_path / "out", [str(fake.parent), *system_dirs])
+    assert result.returncode != 0
+    assert "the Ollama server is not running: start it with 'ollama serve'" in result.stdout
+    assert not (tmp_path / "out" / "adapter").exists()
+
+
+def test_merged_folder_without_tokenizer_model_is_named(tmp_path):
+    from transformers import AutoConfig
+
+    merged = tmp_path / "merged"
+    AutoConfig.from_pretrained(ROOT / "build" / "tiny-phi3").save_pretrained(merged)
+    result = run("convert_lora_to_gguf.py", "convert", "--merged", str(merged), "--outfile", str(tmp_path / "x.gguf"))
+    assert_user_error(result, f"{merged} has no tokenizer.model")
+    assert not (tmp_path / "x.gguf").exists()
+
+
+def test_pickled_weights_are_not_loaded_where_safetensors_exist(tmp_path, tiny_model):
+    import shutil
+
+    import torch
+
+    from tutor_algoritmos.hardware import Precision
+    from tutor_algoritmos.train_config import TutorArguments
+    from tutor_algoritmos.training import load_base
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_model, base)
+    from safetensors.torch import load_file
+
+    real = load_file(base / "model.safetensors")
+    torch.save({name: torch.zeros_like(t) for name, t in real.items()}, base / "pytorch_model.bin")
+    model = load_base(TutorArguments(base_model=str(base)), Precision("fp32", torch.float32, "cpu"))
+    name = "model.layers.0.self_attn.qkv_proj.weight"
+    assert real[name].abs().sum() > 0 and torch.equal(model.state_dict()[name], real[name])

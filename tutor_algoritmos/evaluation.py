@@ -73,12 +73,18 @@ def score_answer(text: str, stopped: bool) -> AnswerScore:
 
 
 def answer_loss(model_dir: Path, records: list[Record]) -> float:
-    """Mean cross-entropy per answer token, formatted exactly as in training."""
+    """Mean cross-entropy per answer token, formatted exactly as in training.
+
+    The same computation as training's CPU fast path (answer positions only through the LM head,
+    fp32 cross-entropy) on bf16 weights, which bf16 autocast would round the matmul inputs to anyway.
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from tutor_algoritmos.cpu_fast_path import answer_token_loss
+
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16).eval()
     total, count = 0.0, 0
     for record in records:
         example = to_prompt_completion(record)
@@ -88,9 +94,9 @@ def answer_loss(model_dir: Path, records: list[Record]) -> float:
                                              return_dict=True)["input_ids"]
         labels = [-100] * len(prompt) + full[len(prompt):]
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-            out = model(torch.tensor([full]), labels=torch.tensor([labels]))
-        n = len(full) - len(prompt)
-        total, count = total + out.loss.item() * n, count + n
+            loss, counts = answer_token_loss(model, {"input_ids": torch.tensor([full]),
+                                                     "labels": torch.tensor([labels])})
+        total, count = total + loss.item() * counts["labelled"], count + counts["labelled"]
     return total / count
 
 
@@ -185,7 +191,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         plot_loss_curve(log, args.out / "loss_curves.png", "training and held-out loss",
                         held_out={"base": (0, results["base"]["loss"]),
                                   "tuned": (last_step, results["tuned"]["loss"])})
-    logger.info("answer loss base %.3f -> tuned %.3f (x%.2f); all answer checks %.0f%% -> %.0f%%; see %s",
+    logger.info("answer loss base %.3f -> tuned %.3f (x%.3f); all answer checks %.0f%% -> %.0f%%; see %s",
                 results["base"]["loss"], results["tuned"]["loss"], results["loss_ratio"],
                 100 * results["base"]["answers"]["all_checks"], 100 * results["tuned"]["answers"]["all_checks"],
                 args.out / "report.md")
