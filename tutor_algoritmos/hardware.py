@@ -37,7 +37,7 @@ class Precision:
 
 
 def cpu_has_bf16() -> bool:
-    """AVX512-BF16 or AMX: bf16 matmuls run natively (about 6x fp32 on this 2-core machine)."""
+    """AVX512-BF16 or AMX: bf16 matmuls run natively (2.3x the fp32 peak here: 438 vs 190 GFLOP/s, make bench)."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
