@@ -28,7 +28,7 @@ EVAL_ARGS ?=
 DEMO_OUT ?= out/demo
 DEMO_TRAIN_ARGS ?= --max_steps 130 --gradient_accumulation_steps 1 --eval_strategy no
 DEMO_EVAL_ARGS ?= --generate-limit 6 --max-tokens 512
-# make bench: --levers also times each speed lever alone (~6 more minutes)
+# make bench: --levers also times each speed lever alone (~8 more minutes)
 BENCH_ARGS ?=
 
 .DELETE_ON_ERROR:
