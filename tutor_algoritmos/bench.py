@@ -92,11 +92,17 @@ def train_profile(profile: str, base: str, data: str, sequences: int) -> dict:
         return json.loads(out.read_text())
 
 
+def cpu_name() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor()
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
+                platform.processor())
+
+
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
-        else platform.processor()
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version()}
 
 
@@ -138,13 +144,12 @@ def run(args) -> dict:
         logger.info("decoding with %s", path)
         decode[name] = round(decode_tokens_per_s(path), 1)
         model_bytes[name] = gguf_tensor_bytes(path)
-    results.update({
-        "decode_tokens_per_s": decode, "decode_model_bytes": model_bytes,
-        "decode_bandwidth_fraction": round(decode["Q4_K_M"] * model_bytes["Q4_K_M"]
-                                           / (results["memory_read_gbps"] * 1e9), 3),
-        "decode_bandwidth_fraction_f16": round(decode["f16"] * model_bytes["f16"]
-                                               / (results["memory_read_gbps"] * 1e9), 3),
-    })
+    # bytes streamed per second while decoding, as a share of the measured read bandwidth
+    fraction = {name: round(decode[name] * model_bytes[name] / (results["memory_read_gbps"] * 1e9), 3)
+                for name in decode}
+    results.update({"decode_tokens_per_s": decode, "decode_model_bytes": model_bytes,
+                    "decode_bandwidth_fraction": fraction["Q4_K_M"],
+                    "decode_bandwidth_fraction_f16": fraction["f16"]})
     return results
 
 

@@ -60,6 +60,8 @@ def seed_trainer(base: str, records, output_dir: str):
 
 
 def tutor_trainer(base: str, data: str, records, output_dir: str, extra: list[str]):
+    from transformers import AutoTokenizer
+
     from tutor_algoritmos.hardware import preflight
     from tutor_algoritmos.train_config import parse_train_args
     from tutor_algoritmos.training import build_trainer
@@ -68,8 +70,6 @@ def tutor_trainer(base: str, data: str, records, output_dir: str, extra: list[st
                                    "--num_train_epochs", "1", "--eval_strategy", "no", "--save_strategy", "no",
                                    *extra])
     precision, total = preflight(base)
-    from transformers import AutoTokenizer
-
     trainer, _, _ = build_trainer(tutor, sft, records, [], AutoTokenizer.from_pretrained(base), precision, total)
     return trainer
 

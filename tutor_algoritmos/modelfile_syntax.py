@@ -18,6 +18,9 @@ from tutor_algoritmos.errors import UserError
 
 BLANKS = " \t"
 LINE_BREAKS = "\r\n"
+COMMANDS = ("from", "license", "template", "system", "adapter", "draft", "renderer", "parser", "parameter",
+            "message", "requires")
+FORMS = {"bare": "{}", "quoted": '"{}"', "triple": '"""{}"""'}
 
 
 def _unquote(text: str) -> tuple[str, bool]:
@@ -87,10 +90,6 @@ def _read_value(text: str, i: int) -> tuple[str, int]:
         raise UserError("Modelfile: a quoted value is never closed")
     return value, i
 
-
-COMMANDS = ("from", "license", "template", "system", "adapter", "draft", "renderer", "parser", "parameter",
-            "message", "requires")
-FORMS = {"bare": "{}", "quoted": '"{}"', "triple": '"""{}"""'}
 
 
 def quote_value(text: str, what: str, forms: tuple[str, ...] = ("triple",)) -> str:
