@@ -44,10 +44,10 @@ def merged_logits(pipeline):
     return text, ids, logits
 
 
-def llama_logits(gguf, text):
-    from llama_cpp import Llama
+def llama_logits(gguf, text, flash_attn):
+    from tutor_algoritmos.gguf_tools import load_llama
 
-    llm = Llama(str(gguf), n_ctx=512, logits_all=True, verbose=False, n_threads=2)
+    llm = load_llama(gguf, n_ctx=512, logits_all=True, n_threads=2, flash_attn=flash_attn)
     try:
         ids = llm.tokenize(text.encode(), add_bos=True, special=True)  # as llama.cpp serves it
         llm.eval(ids)
@@ -82,20 +82,28 @@ def test_gguf_metadata(pipeline):
     assert 32007 in end_of_generation_ids(pipeline / "tutor_algoritmos-Q4_K_M.gguf")
 
 
-def test_f32_gguf_matches_merged_model(pipeline, merged_logits, tmp_path):
-    text, hf_ids, hf_logits = merged_logits
-    f32 = tmp_path / "f32.gguf"
+@pytest.fixture(scope="module")
+def f32_gguf(pipeline, tmp_path_factory):
+    f32 = tmp_path_factory.mktemp("f32") / "f32.gguf"
     subprocess.run([sys.executable, "convert_lora_to_gguf.py", "convert", "--merged", str(pipeline / "merged"),
                     "--outfile", str(f32), "--outtype", "f32", "--llama-cpp-dir", str(LLAMA_CPP_DIR)],
                    cwd=ROOT, check=True, capture_output=True)
-    ids, logits = llama_logits(f32, text)
+    return f32
+
+
+# chat, eval and bench run llama.cpp with flash attention on (its own default): it must not change the model
+@pytest.mark.parametrize("flash_attn", [False, True], ids=["plain_attention", "flash_attention"])
+def test_f32_gguf_matches_merged_model(f32_gguf, merged_logits, flash_attn):
+    text, hf_ids, hf_logits = merged_logits
+    ids, logits = llama_logits(f32_gguf, text, flash_attn)
     assert ids == hf_ids
     assert np.abs(logits - hf_logits).max() < 1e-3
 
 
-def test_f16_gguf_matches_merged_model(pipeline, merged_logits):
+@pytest.mark.parametrize("flash_attn", [False, True], ids=["plain_attention", "flash_attention"])
+def test_f16_gguf_matches_merged_model(pipeline, merged_logits, flash_attn):
     text, hf_ids, hf_logits = merged_logits
-    ids, logits = llama_logits(pipeline / "tutor_algoritmos.gguf", text)
+    ids, logits = llama_logits(pipeline / "tutor_algoritmos.gguf", text, flash_attn)
     assert ids == hf_ids
     assert np.abs(logits - hf_logits).max() < 5e-2
 

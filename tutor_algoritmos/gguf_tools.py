@@ -47,6 +47,12 @@ def read_gguf_info(path: Path) -> GGUFInfo:
                     tokens=field("tokenizer.ggml.tokens") or [])
 
 
+# llama.cpp's own default is flash attention "auto" (on wherever the backend has the kernel), which
+# is what `llama-cli` and Ollama's engine run; llama-cpp-python turns it off unless asked. On this
+# 2-core CPU it decodes Q4_K_M 7-17% faster (make bench measures both side by side).
+LLAMA_CPP_DEFAULTS = {"flash_attn": True}
+
+
 def load_llama(path: Path, **kwargs):
     """llama_cpp.Llama for a GGUF, or a plain-words error when llama.cpp cannot load it."""
     import llama_cpp
@@ -54,7 +60,7 @@ def load_llama(path: Path, **kwargs):
     if not Path(path).is_file():
         raise UserError(f"{path} does not exist — build it with `make gguf` (or `make quantize`)")
     try:
-        return llama_cpp.Llama(str(path), verbose=False, **kwargs)
+        return llama_cpp.Llama(str(path), verbose=False, **{**LLAMA_CPP_DEFAULTS, **kwargs})
     except ValueError as err:
         raise UserError(f"llama.cpp cannot load {path} ({err}): the file is truncated, not a model, or from "
                         "another llama.cpp version — delete it and rebuild it with `make gguf` / `make quantize`"
