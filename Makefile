@@ -176,7 +176,7 @@ $(BASE_QUANTIZED): $(BASE_GGUF)
 chat: $(MODELFILE)
 	$(PYTHON) -m $(PKG).chat $(MODELFILE)
 
-## demo: the whole chain on SmolLM2-135M-Instruct on any CPU, offline -> out/demo/ (~15 min)
+## demo: the whole chain on SmolLM2-135M-Instruct on any CPU, offline -> out/demo/ (~18 min on 2 cores)
 .PHONY: demo
 demo: $(DEMO_BASE)/config.json
 	$(MAKE) check-data train merge gguf quantize modelfile eval BASE_MODEL=$(DEMO_BASE) OUT=$(DEMO_OUT) \
@@ -195,7 +195,8 @@ bench: $(DEMO_BASE)/config.json
 	$(MAKE) $(DEMO_OUT)/base.gguf $(DEMO_OUT)/base-Q4_K_M.gguf BASE_MODEL=$(DEMO_BASE) OUT=$(DEMO_OUT) \
 		OUTTYPE=f16 QUANT=Q4_K_M
 	$(PYTHON) -m $(PKG).bench --base $(DEMO_BASE) --data $(DATA) --gguf-f16 $(DEMO_OUT)/base.gguf \
-		--gguf-q4 $(DEMO_OUT)/base-Q4_K_M.gguf --out out/bench --doc docs/PERFORMANCE.md $(BENCH_ARGS)
+		--gguf-q4 $(DEMO_OUT)/base-Q4_K_M.gguf --llama-cpp-dir $(LLAMA_CPP_DIR) --out out/bench \
+		--doc docs/PERFORMANCE.md $(BENCH_ARGS)
 
 ## all: preflight, check-data, train, merge, gguf, quantize, modelfile, ollama (needs a CUDA GPU)
 .PHONY: all

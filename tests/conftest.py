@@ -13,15 +13,6 @@ sys.path.insert(0, str(ROOT))
 LLAMA_CPP_DIR = Path(os.environ.get("LLAMA_CPP_DIR", ROOT / "llama.cpp"))
 TINY_MODEL = ROOT / "build" / "tiny-phi3"
 
-# microsoft/Phi-3.5-mini-instruct's config.json, the fields that define its shapes.
-PHI35_MINI_CONFIG = dict(
-    vocab_size=32064, hidden_size=3072, intermediate_size=8192, num_hidden_layers=32,
-    num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=131072,
-    original_max_position_embeddings=4096, sliding_window=262144, tie_word_embeddings=False,
-    rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0,
-                     "short_factor": [1.0] * 48, "long_factor": [1.0] * 48},
-)
-
 
 @pytest.fixture(scope="session")
 def tiny_model() -> Path:
@@ -44,6 +35,6 @@ def tokenizer(tiny_model):
 
 @pytest.fixture(scope="session")
 def phi35_config():
-    from transformers import Phi3Config
+    from tutor_algoritmos.tiny_phi3 import phi35_mini_config
 
-    return Phi3Config(**PHI35_MINI_CONFIG)
+    return phi35_mini_config()

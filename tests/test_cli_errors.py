@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PHI35_MINI_CONFIG, ROOT
+from conftest import ROOT
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
 
@@ -52,9 +52,9 @@ def test_unreachable_hub_model_points_to_demo(tmp_path):
 
 
 def test_big_model_without_cuda_points_to_demo(tmp_path):
-    from transformers import Phi3Config
+    from tutor_algoritmos.tiny_phi3 import phi35_mini_config
 
-    Phi3Config(**PHI35_MINI_CONFIG).save_pretrained(tmp_path)
+    phi35_mini_config().save_pretrained(tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["hidden_size"] == 3072
     result = run("-m", "tutor_algoritmos.hardware", "--base_model", str(tmp_path))
     assert_user_error(result, "3.8B parameters need a CUDA GPU", "make demo")

@@ -80,6 +80,24 @@ def decode_tokens_per_s(path: Path, flash_attn: bool, tokens: int = 128, repeats
     return (len(ids) - 1) / best_seconds(decode, repeats)
 
 
+def decode_results(ggufs: dict[str, Path], read_gbps: float, tokens: int = 128, repeats: int = 3) -> dict:
+    """Decode tokens/s with flash attention on (the default) and off, and the share of the read bandwidth."""
+    from tutor_algoritmos.bench_full_size import weight_type_shares
+
+    decode, no_flash, model_bytes, types = {}, {}, {}, {}
+    for name, path in ggufs.items():
+        logger.info("decoding with %s", path)
+        decode[name] = round(decode_tokens_per_s(path, True, tokens, repeats), 1)
+        no_flash[name] = round(decode_tokens_per_s(path, False, tokens, repeats), 1)
+        model_bytes[name] = gguf_tensor_bytes(path)
+        types[name] = weight_type_shares(path)
+    # bytes streamed per second while decoding, as a share of the measured read bandwidth
+    fraction = {name: round(decode[name] * model_bytes[name] / (read_gbps * 1e9), 3) for name in decode}
+    return {"decode_tokens_per_s": decode, "decode_tokens_per_s_no_flash_attn": no_flash,
+            "decode_model_bytes": model_bytes, "decode_weight_types": types,
+            "decode_bandwidth_fraction": fraction["Q4_K_M"], "decode_bandwidth_fraction_f16": fraction["f16"]}
+
+
 def train_profile(profile: str, base: str, data: str, sequences: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         out = Path(tmp) / "result.json"
@@ -142,19 +160,14 @@ def run(args) -> dict:
         "train_peak_rss_mb": tutor["peak_rss_mb"], "train_peak_rss_mb_seed": seed["peak_rss_mb"],
         "train_profiles": runs,
     })
-    decode, decode_no_flash, model_bytes = {}, {}, {}
-    for name, path in (("Q4_K_M", args.gguf_q4), ("f16", args.gguf_f16)):
-        logger.info("decoding with %s", path)
-        decode[name] = round(decode_tokens_per_s(path, flash_attn=True), 1)
-        decode_no_flash[name] = round(decode_tokens_per_s(path, flash_attn=False), 1)
-        model_bytes[name] = gguf_tensor_bytes(path)
-    # bytes streamed per second while decoding, as a share of the measured read bandwidth
-    fraction = {name: round(decode[name] * model_bytes[name] / (results["memory_read_gbps"] * 1e9), 3)
-                for name in decode}
-    results.update({"decode_tokens_per_s": decode, "decode_tokens_per_s_no_flash_attn": decode_no_flash,
-                    "decode_model_bytes": model_bytes,
-                    "decode_bandwidth_fraction": fraction["Q4_K_M"],
-                    "decode_bandwidth_fraction_f16": fraction["f16"]})
+    results.update(decode_results({"Q4_K_M": args.gguf_q4, "f16": args.gguf_f16}, results["memory_read_gbps"]))
+    if args.full_size:
+        from tutor_algoritmos.bench_full_size import build_random_phi3_ggufs
+        from tutor_algoritmos.tiny_phi3 import phi35_mini_config
+
+        ggufs = build_random_phi3_ggufs(phi35_mini_config(), Path("build/phi35-random"), args.llama_cpp_dir)
+        # 4 tokens/s for the 7.6 GB f16: fewer tokens, same best-of-repeats method
+        results["decode_phi35_shapes"] = decode_results(ggufs, results["memory_read_gbps"], tokens=32, repeats=2)
     return results
 
 
@@ -167,6 +180,8 @@ def _meta_model(base: str):
 
 def table(results: dict) -> str:
     m = results["machine"]
+    phi35 = results.get("decode_phi35_shapes")
+    full_size = f"; Phi-3.5-mini shapes: {phi35['decode_bandwidth_fraction']}" if phi35 else ""
     rows = [
         "| key | value | goal |", "| --- | --- | --- |",
         f"| `train_tokens_per_s_seed` | {results['train_tokens_per_s_seed']} | reference |",
@@ -178,7 +193,7 @@ def table(results: dict) -> str:
         f"{results['decode_tokens_per_s_no_flash_attn']['Q4_K_M']}, f16 "
         f"{results['decode_tokens_per_s_no_flash_attn']['f16']}) | |",
         f"| `decode_bandwidth_fraction` | {results['decode_bandwidth_fraction']} (f16: "
-        f"{results['decode_bandwidth_fraction_f16']}) | >= 0.5 |",
+        f"{results['decode_bandwidth_fraction_f16']}){full_size} | >= 0.5 |",
         f"| `train_peak_rss_mb` | {results['train_peak_rss_mb']} (seed: {results['train_peak_rss_mb_seed']}) "
         "| report |",
         "", "| training profile | tokens/s | x seed | peak RSS MB | first loss |", "| --- | --- | --- | --- | --- |",
@@ -190,6 +205,15 @@ def table(results: dict) -> str:
             continue
         rows.append(f"| {name}: {PROFILES[name][0]} | {run['tokens_per_s']} | {run['tokens_per_s'] / seed:.2f} "
                     f"| {run['peak_rss_mb']} | {run['first_loss']:.4f} |")
+    rows += ["", "| decoding (llama.cpp) | tokens/s | flash attention off | MB per token | share of read bandwidth "
+             "| weights by type |", "| --- | --- | --- | --- | --- | --- |"]
+    models = [("demo model", results)] + ([("Phi-3.5-mini shapes, random weights", phi35)] if phi35 else [])
+    for model, decode in models:
+        for quant, speed in decode["decode_tokens_per_s"].items():
+            size = decode["decode_model_bytes"][quant]
+            types = ", ".join(f"{t} {share:.0%}" for t, share in decode["decode_weight_types"][quant].items())
+            rows.append(f"| {model} {quant} | {speed} | {decode['decode_tokens_per_s_no_flash_attn'][quant]} "
+                        f"| {size / 1e6:.1f} | {speed * size / (results['memory_read_gbps'] * 1e9):.3f} | {types} |")
     rows += ["", f"Machine: {m['cpu']}, {m['cores']} cores ({m['torch_threads']} torch threads), torch {m['torch']}; "
              f"bf16 matmul peak {results['matmul_peak_gflops_bf16']} GFLOP/s (fp32 "
              f"{results['matmul_peak_gflops_fp32']}), read bandwidth {results['memory_read_gbps']} GB/s; "
@@ -216,6 +240,10 @@ def main() -> None:
     parser.add_argument("--sequences", type=int, default=16,
                         help="lessons per training profile: 16 = two optimizer steps of 8, steadier than one")
     parser.add_argument("--levers", action="store_true", help="also time each speed lever on its own")
+    parser.add_argument("--full-size", action="store_true",
+                        help="also decode Phi-3.5-mini's shapes with random weights (builds 10 GB of GGUFs once)")
+    parser.add_argument("--llama-cpp-dir", type=Path, default=Path("llama.cpp"),
+                        help="llama.cpp's converter, for --full-size")
     parser.add_argument("--out", type=Path, default=Path("out/bench"))
     parser.add_argument("--doc", type=Path, help="rewrite this file's generated section with the table")
     args = parser.parse_args()

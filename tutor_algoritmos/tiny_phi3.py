@@ -21,25 +21,26 @@ from transformers import GenerationConfig, Phi3Config, Phi3ForCausalLM
 from tutor_algoritmos.phi3_tokenizer import MODEL_VOCAB_SIZE, write_phi3_tokenizer
 
 HIDDEN, HEADS, LAYERS, INTERMEDIATE = 64, 4, 2, 128
-ROTARY_PAIRS = HIDDEN // HEADS // 2  # LongRoPE needs one factor per rotary pair: 16 / 2 = 8
 
 
-def tiny_phi3_config() -> Phi3Config:
+def phi3_config(hidden: int, heads: int, layers: int, intermediate: int) -> Phi3Config:
+    """Phi-3.5-mini-instruct's config.json with its sizes as arguments (the real ones: 3072, 32, 32, 8192)."""
+    rotary_pairs = hidden // heads // 2  # LongRoPE needs one factor per rotary pair
     return Phi3Config(
         vocab_size=MODEL_VOCAB_SIZE,
-        hidden_size=HIDDEN,
-        intermediate_size=INTERMEDIATE,
-        num_hidden_layers=LAYERS,
-        num_attention_heads=HEADS,
-        num_key_value_heads=HEADS,
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
         # Phi-3.5: 128k positions by LongRoPE over a 4k original window.
         max_position_embeddings=131072,
         original_max_position_embeddings=4096,
         rope_parameters={
             "rope_type": "longrope",
             "rope_theta": 10000.0,
-            "short_factor": [1.0 + 0.05 * i for i in range(ROTARY_PAIRS)],
-            "long_factor": [1.0 + 0.5 * i for i in range(ROTARY_PAIRS)],
+            "short_factor": [1.0 + 0.05 * i for i in range(rotary_pairs)],
+            "long_factor": [1.0 + 0.5 * i for i in range(rotary_pairs)],
         },
         sliding_window=262144,
         bos_token_id=1,
@@ -49,15 +50,33 @@ def tiny_phi3_config() -> Phi3Config:
     )
 
 
+def tiny_phi3_config() -> Phi3Config:
+    return phi3_config(HIDDEN, HEADS, LAYERS, INTERMEDIATE)
+
+
+def phi35_mini_config() -> Phi3Config:
+    return phi3_config(hidden=3072, heads=32, layers=32, intermediate=8192)
+
+
+def save_random_phi3(config: Phi3Config, vocab_gguf: Path, folder: Path, seed: int = 0) -> None:
+    """A randomly initialised Phi3ForCausalLM in bf16 (as Phi-3.5 ships) with the real tokenizer."""
+    torch.manual_seed(seed)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)  # built in bf16 directly: the 3.8B shapes need 7.6 GB, not 15
+    try:
+        model = Phi3ForCausalLM(config)
+    finally:
+        torch.set_default_dtype(previous)
+    model.generation_config = GenerationConfig(bos_token_id=1, eos_token_id=[32007, 32001, 32000],
+                                               pad_token_id=32000)
+    model.save_pretrained(folder)
+    write_phi3_tokenizer(vocab_gguf, folder)
+
+
 def build(vocab_gguf: Path, out: Path, seed: int = 0) -> None:
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    torch.manual_seed(seed)
-    model = Phi3ForCausalLM(tiny_phi3_config()).to(torch.bfloat16)  # Phi-3.5 ships bf16 weights
-    model.generation_config = GenerationConfig(bos_token_id=1, eos_token_id=[32007, 32001, 32000],
-                                               pad_token_id=32000)
-    model.save_pretrained(tmp)
-    write_phi3_tokenizer(vocab_gguf, tmp)
+    save_random_phi3(tiny_phi3_config(), vocab_gguf, tmp, seed)
     (tmp / "README.md").write_text(json.dumps({"fixture": "tiny-phi3", "seed": seed}) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
