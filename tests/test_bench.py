@@ -33,8 +33,9 @@ def test_doc_section_is_replaced_and_the_prose_kept(tmp_path):
 def test_random_phi3_ggufs_decode_and_report_their_weight_types(tmp_path):
     from conftest import LLAMA_CPP_DIR
 
-    from tutor_algoritmos.bench import decode_results
-    from tutor_algoritmos.bench_full_size import build_random_phi3_ggufs, parameter_count, weight_type_shares
+    from tutor_algoritmos.bench import decode_results, gguf_weights
+    from tutor_algoritmos.bench_full_size import build_random_phi3_ggufs
+    from tutor_algoritmos.hardware import parameter_count
     from tutor_algoritmos.tiny_phi3 import phi35_mini_config, tiny_phi3_config
 
     assert parameter_count(phi35_mini_config()) == 3_821_079_552  # Phi-3.5-mini's published 3.8B
@@ -42,10 +43,11 @@ def test_random_phi3_ggufs_decode_and_report_their_weight_types(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Q4_K_M.gguf", "f16.gguf"]  # the HF folder is gone
     # hidden 64 is not a multiple of the 256-weight K-quant block: llama.cpp falls back to other types,
     # which is what happens to the demo model's 576 and never to Phi-3.5-mini's 3072
-    shares = weight_type_shares(ggufs["Q4_K_M"])
+    size, shares = gguf_weights(ggufs["Q4_K_M"])
     assert "Q4_K" not in shares and abs(sum(shares.values()) - 1) < 0.01
-    assert weight_type_shares(ggufs["f16"])["F16"] > 0.99
+    assert gguf_weights(ggufs["f16"])[1]["F16"] > 0.99
     decode = decode_results(ggufs, read_gbps=10.0, tokens=8, repeats=1)
     assert decode["decode_tokens_per_s"]["Q4_K_M"] > 0 and decode["decode_tokens_per_s_no_flash_attn"]["f16"] > 0
-    q4 = decode["decode_tokens_per_s"]["Q4_K_M"] * decode["decode_model_bytes"]["Q4_K_M"] / 10e9
-    assert decode["decode_bandwidth_fraction"] == round(q4, 3)
+    assert decode["decode_model_bytes"]["Q4_K_M"] == size
+    q4 = decode["decode_tokens_per_s"]["Q4_K_M"] * size / 10e9
+    assert decode["decode_bandwidth_fraction"] == decode["decode_bandwidth_fractions"]["Q4_K_M"] == round(q4, 3)

@@ -1,7 +1,7 @@
 """make bench: training and decoding speed on the demo model, measured side by side in one run.
 
     python -m tutor_algoritmos.bench --base out/demo/base --gguf-f16 out/demo/base.gguf \\
-        --gguf-q4 out/demo/base-Q4_K_M.gguf --out out/bench [--levers] [--doc docs/PERFORMANCE.md]
+        --gguf-q4 out/demo/base-Q4_K_M.gguf --out out/bench [--levers] [--full-size] [--doc docs/PERFORMANCE.md]
 
 Absolute times on a shared machine are noisy; the ratios (speed-up over the plain recipe, share of
 the matmul peak and of the memory bandwidth measured in the same run) are what to compare.
@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -58,10 +59,16 @@ def memory_read_gbps(mib: int = 1024, repeats: int = 5) -> float:
     return x.numel() * 4 / best_seconds(x.sum, repeats) / 1e9
 
 
-def gguf_tensor_bytes(path: Path) -> int:
+def gguf_weights(path: Path) -> tuple[int, dict[str, float]]:
+    """Tensor bytes (what decode streams per token) and the share of weights in each ggml type, largest first."""
     from gguf import GGUFReader
 
-    return sum(int(t.n_bytes) for t in GGUFReader(str(path)).tensors)
+    size, counts = 0, Counter()
+    for tensor in GGUFReader(str(path)).tensors:
+        size += int(tensor.n_bytes)
+        counts[tensor.tensor_type.name] += int(tensor.n_elements)
+    total = sum(counts.values())
+    return size, {name: round(n / total, 3) for name, n in counts.most_common()}
 
 
 def decode_tokens_per_s(path: Path, flash_attn: bool, tokens: int = 128, repeats: int = 3) -> float:
@@ -82,19 +89,16 @@ def decode_tokens_per_s(path: Path, flash_attn: bool, tokens: int = 128, repeats
 
 def decode_results(ggufs: dict[str, Path], read_gbps: float, tokens: int = 128, repeats: int = 3) -> dict:
     """Decode tokens/s with flash attention on (the default) and off, and the share of the read bandwidth."""
-    from tutor_algoritmos.bench_full_size import weight_type_shares
-
     decode, no_flash, model_bytes, types = {}, {}, {}, {}
     for name, path in ggufs.items():
         logger.info("decoding with %s", path)
-        decode[name] = round(decode_tokens_per_s(path, True, tokens, repeats), 1)
-        no_flash[name] = round(decode_tokens_per_s(path, False, tokens, repeats), 1)
-        model_bytes[name] = gguf_tensor_bytes(path)
-        types[name] = weight_type_shares(path)
+        decode[name] = round(decode_tokens_per_s(path, flash_attn=True, tokens=tokens, repeats=repeats), 1)
+        no_flash[name] = round(decode_tokens_per_s(path, flash_attn=False, tokens=tokens, repeats=repeats), 1)
+        model_bytes[name], types[name] = gguf_weights(path)
     # bytes streamed per second while decoding, as a share of the measured read bandwidth
     fraction = {name: round(decode[name] * model_bytes[name] / (read_gbps * 1e9), 3) for name in decode}
     return {"decode_tokens_per_s": decode, "decode_tokens_per_s_no_flash_attn": no_flash,
-            "decode_model_bytes": model_bytes, "decode_weight_types": types,
+            "decode_model_bytes": model_bytes, "decode_weight_types": types, "decode_bandwidth_fractions": fraction,
             "decode_bandwidth_fraction": fraction["Q4_K_M"], "decode_bandwidth_fraction_f16": fraction["f16"]}
 
 
@@ -128,6 +132,10 @@ def machine() -> dict:
 
 
 def run(args) -> dict:
+    from transformers import AutoConfig
+
+    from tutor_algoritmos.hardware import parameter_count
+
     results: dict = {"machine": machine()}
     logger.info("matmul peaks and memory bandwidth")
     results["matmul_peak_gflops_bf16"] = round(matmul_peak_gflops(torch.bfloat16), 1)
@@ -148,7 +156,7 @@ def run(args) -> dict:
     if len(tokens) != 1:
         raise UserError(f"the profiles trained on different token counts {tokens}: the comparison is void")
     seed, tutor = runs["seed"], runs["tutor"]
-    parameters = sum(p.numel() for p in _meta_model(args.base).parameters())
+    parameters = parameter_count(AutoConfig.from_pretrained(args.base))
     results.update({
         "train_sequences": tutor["sequences"], "train_tokens": tutor["tokens"], "model_parameters": parameters,
         "train_tokens_per_s_seed": seed["tokens_per_s"], "train_tokens_per_s": tutor["tokens_per_s"],
@@ -169,13 +177,6 @@ def run(args) -> dict:
         # 4 tokens/s for the 7.6 GB f16: fewer tokens, same best-of-repeats method
         results["decode_phi35_shapes"] = decode_results(ggufs, results["memory_read_gbps"], tokens=32, repeats=2)
     return results
-
-
-def _meta_model(base: str):
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(base))
 
 
 def table(results: dict) -> str:
@@ -210,10 +211,10 @@ def table(results: dict) -> str:
     models = [("demo model", results)] + ([("Phi-3.5-mini shapes, random weights", phi35)] if phi35 else [])
     for model, decode in models:
         for quant, speed in decode["decode_tokens_per_s"].items():
-            size = decode["decode_model_bytes"][quant]
             types = ", ".join(f"{t} {share:.0%}" for t, share in decode["decode_weight_types"][quant].items())
             rows.append(f"| {model} {quant} | {speed} | {decode['decode_tokens_per_s_no_flash_attn'][quant]} "
-                        f"| {size / 1e6:.1f} | {speed * size / (results['memory_read_gbps'] * 1e9):.3f} | {types} |")
+                        f"| {decode['decode_model_bytes'][quant] / 1e6:.1f} "
+                        f"| {decode['decode_bandwidth_fractions'][quant]:.3f} | {types} |")
     rows += ["", f"Machine: {m['cpu']}, {m['cores']} cores ({m['torch_threads']} torch threads), torch {m['torch']}; "
              f"bf16 matmul peak {results['matmul_peak_gflops_bf16']} GFLOP/s (fp32 "
              f"{results['matmul_peak_gflops_fp32']}), read bandwidth {results['memory_read_gbps']} GB/s; "

@@ -1,7 +1,7 @@
 """Decode speed on Phi-3.5-mini's own shapes: random weights at the real sizes, which is all speed depends on.
 
 Why a second model: the demo model's hidden size (576) is not a multiple of the 256-weight K-quant
-block, so llama.cpp stores most of its "Q4_K_M" as Q5_0 and Q8_0 (`weight_type_shares` says how
+block, so llama.cpp stores most of its "Q4_K_M" as Q5_0 and Q8_0 (`make bench` shows how
 much), and its layers are too small to hide ggml's per-operation thread barriers on 2 cores.
 Phi-3.5-mini (hidden 3072, MLP 8192) quantizes as the name says, and is what users decode.
 
@@ -12,34 +12,15 @@ after conversion), f16.gguf (7.6 GB) and Q4_K_M.gguf (2.3 GB).
 from __future__ import annotations
 
 import shutil
-from collections import Counter
 from pathlib import Path
 
 from tutor_algoritmos.files import ensure_free_space
 
 
-def weight_type_shares(path: Path) -> dict[str, float]:
-    """Share of the GGUF's weights stored in each ggml type, largest first."""
-    from gguf import GGUFReader
-
-    counts: Counter[str] = Counter()
-    for tensor in GGUFReader(str(path)).tensors:
-        counts[tensor.tensor_type.name] += int(tensor.n_elements)
-    total = sum(counts.values())
-    return {name: round(n / total, 3) for name, n in counts.most_common()}
-
-
-def parameter_count(config) -> int:
-    import torch
-    from transformers import Phi3ForCausalLM
-
-    with torch.device("meta"):  # shapes only, no memory
-        return sum(p.numel() for p in Phi3ForCausalLM(config).parameters())
-
-
 def build_random_phi3_ggufs(config, out: Path, llama_cpp_dir: Path) -> dict[str, Path]:
     """f16 and Q4_K_M GGUFs of a random Phi-3 with `config`'s shapes; kept and reused once built."""
     from tutor_algoritmos.conversion import convert_to_gguf, quantize_gguf
+    from tutor_algoritmos.hardware import parameter_count
     from tutor_algoritmos.llama_cpp_source import ensure_llama_cpp
     from tutor_algoritmos.tiny_phi3 import save_random_phi3
 

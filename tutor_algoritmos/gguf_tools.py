@@ -49,7 +49,8 @@ def read_gguf_info(path: Path) -> GGUFInfo:
 
 # llama.cpp's own default is flash attention "auto" (on wherever the backend has the kernel), which
 # is what `llama-cli` and Ollama's engine run; llama-cpp-python turns it off unless asked. On this
-# 2-core CPU it decodes Q4_K_M 7-17% faster (make bench measures both side by side).
+# 2-core CPU the demo model decodes f16 11-15% faster and Q4_K_M -1% to +17% (make bench measures
+# both side by side); at Phi-3.5's size the weights dominate and it is neutral.
 LLAMA_CPP_DEFAULTS = {"flash_attn": True}
 
 
