@@ -27,6 +27,16 @@ def with_code(code: str) -> str:
         "pila = [1, 2]\npila.append(3)\nassert pila.pop() == 3\n", code + "\nassert True\n"))
 
 
+def dialogue(*turns: str, topic="Pilas", kind="dialogue", **extra) -> str:
+    """A dialogue row whose turns alternate user, assistant, user, ..."""
+    messages = [{"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(turns)]
+    return json.dumps({"topic": topic, "kind": kind, "messages": messages, **extra}, ensure_ascii=False)
+
+
+PASTED = "mi pila falla:\n```python\ndef tope(p):\n    return p[0]\n```"
+FIXED = "El tope es el último: usa `p[-1]`.\n```python\ndef tope(p):\n    return p[-1]\nassert tope([1, 2]) == 2\n```"
+
+
 def problems_of(tmp_path, content: bytes | str, **kwargs) -> list[str]:
     path = tmp_path / "data.jsonl"
     path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
@@ -44,7 +54,7 @@ CASES = {
     "no topic tag": (entry("¿Qué es una pila?"), "1: instruction does not start with '[Tema] - '"),
     "no python block": (entry(output="Sin código.\n\nAnalogía: platos."), "1: the answer has no ```python block"),
     "no analogy": (entry(output=GOOD_OUTPUT.replace("Analogía:", "Ejemplo:")),
-                   "1: no paragraph starts with 'Analogía:'"),
+                   "1: the answer has no paragraph that starts with 'Analogía:'"),
     "failing assert": (with_code("assert 1 + 1 == 3, 'suma mal'"),
                        "1: python block 1 raises AssertionError: suma mal"),
     "no assert": (entry(output=GOOD_OUTPUT.replace("assert pila.pop() == 3", "pila.pop()")),
@@ -59,6 +69,32 @@ CASES = {
                        entry("[Pilas] - ¿Qué es exactamente una pila y para qué sirve en un programa?"),
                        "2: near duplicate of line 1"),
     "empty file": ("\n\n", "the file is empty"),
+    "unknown kind": (entry()[:-1] + ', "kind": "pista"}', "1: unknown kind 'pista'"),
+    "system turn": (json.dumps({"topic": "Pilas", "messages": [{"role": "system", "content": "x"}]}),
+                    "1: message 1 has the system role"),
+    "roles out of order": (json.dumps({"topic": "Pilas", "messages": [{"role": "user", "content": "¿Qué es?"},
+                                                                       {"role": "user", "content": "¿y?"}]}),
+                           "1: message 2 has role 'user' where 'assistant' belongs"),
+    "empty turn": (dialogue("¿Qué es?", "Una pila.", " ", "Sí."), "1: message 3 (user) is empty"),
+    "student speaks last": (dialogue("¿Qué es?", "Una pila.", "¿y?"), "1: the last message is the student's"),
+    "no topic": (dialogue("¿Qué es?", "Una pila.", topic=" "), "1: topic is missing or empty"),
+    "tag in a dialogue": (dialogue("[Pilas] - ¿Qué es?", "Una pila.", "¿y?", "Sí."),
+                          "1: the first message starts with a '[Tema] - ' tag"),
+    "failing assert in a later turn": (dialogue("¿Qué es?", "Una pila.", "¿código?",
+                                                "```python\nassert [1].pop() == 2\n```"),
+                                       "1: python block 1 raises AssertionError"),
+    "feedback without the code": (dialogue("mi pila falla, ¿por qué?", FIXED, kind="feedback-code"),
+                                  "1: feedback-code: the student's first message shows no code or traceback"),
+    "student code that does not parse": (dialogue(PASTED.replace("(p):", "(p)"), FIXED, kind="feedback-code"),
+                                         "1: the student's code does not parse"),
+    "long short answer": (dialogue("¿pop es O(1)?", "Sí. " * 200, kind="short"),
+                          "1: a short answer of 800 characters (> 700)"),
+    "ask-for-code with the code": (dialogue(PASTED, "¿Me pegas el código?", kind="ask-for-code"),
+                                   "1: ask-for-code: the student already pasted code"),
+    "one-turn dialogue": (dialogue("¿Qué es?", "Una pila."), "1: a dialogue with one student turn"),
+    "near duplicate across formats": (entry("[Pilas] - ¿Qué es una pila y para qué sirve en un programa?") + "\n" +
+                                      dialogue("¿Qué es exactamente una pila y para qué sirve en un programa?",
+                                               "LIFO.", "¿y?", "Eso."), "2: near duplicate of line 1"),
     "blank line inside": (entry() + "\n\n" + entry("[Colas] - ¿Qué es una cola?"), "2: blank line"),
 }
 
@@ -68,6 +104,18 @@ def test_each_rule_reports_its_line(tmp_path, case):
     content, expected = CASES[case]
     problems = problems_of(tmp_path, content, cpu_seconds=1)
     assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_tutoring_kinds_need_neither_analogy_nor_code(tmp_path):
+    rows = [dialogue(PASTED, FIXED, kind="feedback-code"),
+            dialogue("no me des la solución, ¿cómo invierto una pila?", "Pista 1: ¿qué estructura invierte el orden?",
+                     kind="hint"),
+            dialogue("¿pop es O(1)?", "Sí, en una lista de Python.", kind="short"),
+            dialogue("mi pila falla, ¿por qué?", "¿Me pegas la función y el error completo?", kind="ask-for-code"),
+            dialogue("¿qué es LIFO?", "El último en entrar sale primero. ¿Qué sale de [1, 2]?", "el 2", "¡Exacto!"),
+            dialogue("¿por qué da error?\n```python\ndef f(:\n```\nSyntaxError: invalid syntax", "Falta el "
+                     "nombre del parámetro: `def f(x):`.", topic="Recursión", kind="feedback-code")]
+    assert problems_of(tmp_path, "\n".join(rows)) == []
 
 
 def test_invalid_utf8(tmp_path):
@@ -130,7 +178,7 @@ def test_shipped_dataset_meets_the_curriculum_floor(tiny_model):
     # The tiny model carries Phi-3.5's real tokenizer, so token lengths are the real ones.
     records, problems = check(ROOT / "algoritmos_fixed.jsonl", tokenizer=str(tiny_model), max_length=2048)
     assert [p.format(ROOT / "algoritmos_fixed.jsonl") for p in problems] == []
-    tags = Counter(r.tag for r in records)
+    tags = Counter(r.topic for r in records)
     assert len(records) >= 300 and len(tags) >= 40 and min(tags.values()) >= 5
-    assert set(Counter(question_type(r.question) for r in records)) == \
+    assert set(Counter(question_type(r.question) for r in records if r.kind == "lesson")) == \
         {"traza", "depuración", "comparación", "complejidad", "cuándo usar", "código", "concepto"}

@@ -1,4 +1,5 @@
-"""The CPU fast path computes the same loss, gradients and dropout as TRL + PEFT, only cheaper."""
+"""The CPU fast path computes the same loss, gradients and dropout as TRL + PEFT, only cheaper,
+on lessons and on dialogues (every tutor turn labelled)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from tutor_algoritmos.cpu_fast_path import FastDropout, answer_token_loss
 from tutor_algoritmos.dataset import Record
 
 RECORDS = [
-    Record(1, "[BFS] - ¿Qué es BFS?", "BFS recorre un grafo por niveles, como las ondas en un estanque."),
-    Record(2, "[Pilas] - ¿Cómo funciona una pila?", "Una pila es LIFO."),
+    Record.lesson(1, "[BFS] - ¿Qué es BFS?", "BFS recorre un grafo por niveles, como las ondas en un estanque."),
+    Record(2, "Pilas", ({"role": "user", "content": "¿Cómo funciona una pila?"},
+                        {"role": "assistant", "content": "Una pila es LIFO. ¿Qué sale primero de [1, 2]?"},
+                        {"role": "user", "content": "el 2"},
+                        {"role": "assistant", "content": "Exacto: el último que entró."}), "dialogue"),
 ]
 
 
@@ -71,6 +75,9 @@ def test_answer_only_loss_and_gradients_match_trl(fp32_trainer):
                 param.normal_(0, 0.02)
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])  # padded batch of 2
     assert batch["input_ids"].shape[0] == 2 and (batch["labels"] == -100).any()
+    # the dialogue has two labelled stretches (one per tutor turn), masked in between
+    dialogue = (batch["labels"][1] != -100).int().tolist()
+    assert sum(1 for a, b in zip([0, *dialogue[:-1]], dialogue, strict=True) if (a, b) == (0, 1)) == 2
     labelled = int((batch["labels"][:, 1:] != -100).sum())
 
     trl_loss = SFTTrainer.compute_loss(trainer, model, dict(batch), num_items_in_batch=labelled)

@@ -7,7 +7,7 @@ from conftest import ROOT
 from test_modelfile import CONVERSATIONS, go_renderer, modelfile_value, ollama_render  # noqa: F401  (fixture)
 
 from tutor_algoritmos.chat_formats import CHATML
-from tutor_algoritmos.dataset import Record, to_prompt_completion
+from tutor_algoritmos.dataset import Record, to_conversation
 from tutor_algoritmos.modelfile import render_modelfile
 from tutor_algoritmos.prompts import SYSTEM_PROMPT
 
@@ -35,7 +35,7 @@ def test_demo_base_is_a_chatml_model(demo_tokenizer):
 
 @pytest.mark.parametrize("name", CONVERSATIONS)
 def test_chatml_modelfile_renders_like_smollm2_template(go_renderer, demo_tokenizer, name):  # noqa: F811
-    modelfile = render_modelfile("./tutor_algoritmos.gguf", CHATML)
+    modelfile = render_modelfile("./tutor_algoritmos.gguf", CHATML, 1)
     template = modelfile_value(modelfile, "TEMPLATE")
     messages = [{"role": "system", "content": SYSTEM_PROMPT}, *CONVERSATIONS[name]]
     expected = demo_tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -43,19 +43,44 @@ def test_chatml_modelfile_renders_like_smollm2_template(go_renderer, demo_tokeni
     assert 'PARAMETER stop "<|im_end|>"' in modelfile
 
 
-def test_demo_labels_keep_im_end_although_pad_is_eos(demo_tokenizer):
-    """SmolLM2's pad token is its eos <|im_end|>: padding must never mask the answer's end."""
-    assert demo_tokenizer.pad_token == demo_tokenizer.eos_token == "<|im_end|>"
+def demo_trainer_row(demo_tokenizer, record: Record) -> dict:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    record = Record(1, "[Pilas] - ¿Qué es una pila?", "Una pila es LIFO.")
+    from tutor_algoritmos.chat_formats import training_chat_template
+
+    demo_tokenizer.chat_template = training_chat_template(demo_tokenizer)
     trainer = SFTTrainer(model=str(DEMO_BASE), processing_class=demo_tokenizer,
                          args=SFTConfig(output_dir=str(ROOT / "build" / "demo-labels"), use_cpu=True, bf16=False,
-                                        report_to="none"),
-                         train_dataset=Dataset.from_list([to_prompt_completion(record)]))
-    row = trainer.train_dataset[0]
-    answer = demo_tokenizer.encode(record.output, add_special_tokens=False)
+                                        report_to="none", assistant_only_loss=True),
+                         train_dataset=Dataset.from_list([to_conversation(record)]))
+    return trainer.train_dataset[0]
+
+
+def test_demo_labels_keep_im_end_although_pad_is_eos(demo_tokenizer):
+    """SmolLM2's pad token is its eos <|im_end|>: padding must never mask the answer's end."""
+    assert demo_tokenizer.pad_token == demo_tokenizer.eos_token == "<|im_end|>"
+    record = Record.lesson(1, "[Pilas] - ¿Qué es una pila?", "Una pila es LIFO.")
+    row = demo_trainer_row(demo_tokenizer, record)
+    answer = demo_tokenizer.encode(record.answers[0], add_special_tokens=False)
     labelled = [t for t in row["labels"] if t != -100]
     assert labelled == answer + demo_tokenizer.encode("<|im_end|>\n", add_special_tokens=False)
     assert labelled[-2] == 2  # <|im_end|>
+
+
+def test_chatml_dialogue_labels_every_answer_and_nothing_else(demo_tokenizer):
+    from test_training import DIALOGUE, labelled_runs
+
+    row = demo_trainer_row(demo_tokenizer, DIALOGUE)
+    ids, labels = row["input_ids"], row["labels"]
+    header = demo_tokenizer.encode("<|im_start|>assistant\n", add_special_tokens=False)
+    runs = labelled_runs(labels)
+    assert len(runs) == 3
+    for (start, end), answer in zip(runs, DIALOGUE.answers, strict=True):
+        answer_ids = demo_tokenizer.encode(answer, add_special_tokens=False)
+        assert ids[start - len(header):start] == header  # the role header is prompt, masked
+        assert labels[start] == answer_ids[0]
+        assert labels[start:end] == answer_ids + [2, 198]  # <|im_end|> and its "\n"
+        assert labels[end - 2] == 2
+    # the system prompt and the three student turns: all masked
+    assert sum(1 for t in ids if t == 1) == 7 and all(labels[i] == -100 for i, t in enumerate(ids) if t == 1)

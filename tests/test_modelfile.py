@@ -10,11 +10,11 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import ROOT
+from conftest import LLAMA_CPP_DIR, ROOT
 
 from tutor_algoritmos.chat_formats import PHI3
 from tutor_algoritmos.errors import UserError
-from tutor_algoritmos.modelfile import render_modelfile
+from tutor_algoritmos.modelfile import NUM_CTX, REPLY_BUDGET, render_modelfile, system_block_tokens
 from tutor_algoritmos.modelfile_syntax import parse_modelfile
 from tutor_algoritmos.prompts import SYSTEM_PROMPT
 
@@ -25,15 +25,46 @@ def modelfile_value(text: str, command: str) -> str:
     return dict(parse_modelfile(text))[command.lower()]
 
 
-def test_top_level_modelfile_is_generated_from_the_same_source():
-    assert MODELFILE == render_modelfile("./tutor_algoritmos.gguf", PHI3)
+PHI3_VOCAB = LLAMA_CPP_DIR / "models" / "ggml-vocab-phi-3.gguf"
+
+
+def test_top_level_modelfile_is_generated_from_the_same_source(tiny_model):
+    assert MODELFILE == render_modelfile("./tutor_algoritmos.gguf", PHI3, system_block_tokens(PHI3_VOCAB, PHI3))
+
+
+def test_num_keep_is_the_system_block_as_llama_cpp_and_the_real_tokenizer_cut_it(go_renderer, tokenizer):
+    from tutor_algoritmos.gguf_tools import load_llama
+
+    num_keep = int(re.search(r"^PARAMETER num_keep (\d+)$", MODELFILE, re.M)[1])
+    block = tokenizer(PHI3.system_block(SYSTEM_PROMPT), add_special_tokens=False)["input_ids"]
+    assert num_keep == len(block) and block[0] == 32006 and block[-1] == 32007  # <|system|> ... <|end|>
+    # in the served prompt the block ends on a token boundary: the first num_keep tokens are exactly it
+    prompt = ollama_render(go_renderer, PHI3.template, [{"role": "system", "content": SYSTEM_PROMPT},
+                                                         {"role": "user", "content": "¿Qué es BFS?"}])
+    llm = load_llama(PHI3_VOCAB, vocab_only=True)
+    try:
+        ids = llm.tokenize(prompt.encode(), add_bos=False, special=True)
+    finally:
+        llm.close()
+    assert ids[:num_keep] == block and ids[num_keep] == 32010  # then <|user|>
+
+
+def test_every_answer_of_the_dataset_fits_the_reply_budget(tokenizer):
+    from tutor_algoritmos.dataset import load_records
+
+    longest = max(len(tokenizer(answer, add_special_tokens=False)["input_ids"]) + 1  # + <|end|>
+                  for record in load_records(ROOT / "algoritmos_fixed.jsonl") for answer in record.answers)
+    assert longest <= REPLY_BUDGET
+    assert re.search(r"^PARAMETER num_predict (\d+)$", MODELFILE, re.M)[1] == str(REPLY_BUDGET)
+    num_keep = int(re.search(r"^PARAMETER num_keep (\d+)$", MODELFILE, re.M)[1])
+    assert NUM_CTX - num_keep - REPLY_BUDGET >= 2000  # room left for the conversation itself
 
 
 def test_stops_and_parameters():
     assert re.findall(r'^PARAMETER stop "(.*)"$', MODELFILE, re.M) == \
         ["<|end|>", "<|user|>", "<|assistant|>", "<|system|>", "<|endoftext|>"]
-    assert re.findall(r"^PARAMETER (temperature|num_ctx) (\S+)$", MODELFILE, re.M) == \
-        [("temperature", "0.7"), ("num_ctx", "4096")]
+    assert re.findall(r"^PARAMETER (temperature|num_ctx|num_predict) (\S+)$", MODELFILE, re.M) == \
+        [("temperature", "0.7"), ("num_ctx", "4096"), ("num_predict", str(REPLY_BUDGET))]
     lines = MODELFILE.splitlines()
     for i, line in enumerate(lines):
         if line.startswith("PARAMETER") and "stop" not in line:
@@ -62,9 +93,19 @@ def ollama_render(binary, template: str, messages: list[dict]) -> str:
 CONVERSATIONS = {
     "single turn": [{"role": "user", "content": "¿Qué es la búsqueda binaria?"}],
     "multi turn": [
-        {"role": "user", "content": "[BFS] - ¿Por qué mi BFS no encuentra el camino más corto con pesos?"},
+        {"role": "user", "content": "¿Por qué mi BFS no encuentra el camino más corto con pesos?"},
         {"role": "assistant", "content": "Porque BFS cuenta aristas, no pesos.\n```python\nassert True\n```"},
         {"role": "user", "content": "¿Y Dijkstra? Dame un ejemplo con \"comillas\" y \\barras\\."},
+    ],
+    # a 4-turn dialogue: three finished exchanges rendered once each, then the pending question
+    "dialogue": [
+        {"role": "user", "content": "no me des la solución: ¿cómo detecto un ciclo en un grafo dirigido?"},
+        {"role": "assistant", "content": "Pista 1: piensa en los colores blanco, gris y negro. ¿Qué significa gris?"},
+        {"role": "user", "content": "que lo estoy visitando?"},
+        {"role": "assistant", "content": "¡Eso es! Y si desde un nodo gris llegas a otro gris, ¿qué encontraste?"},
+        {"role": "user", "content": "un ciclo\n```python\ndef f(g):\n    return {}\n```"},
+        {"role": "assistant", "content": "Exacto.\n\n"},
+        {"role": "user", "content": "gracias!! ¿y en uno no dirigido?"},
     ],
 }
 
@@ -111,7 +152,7 @@ TRICKY_TEXTS = [
 
 @pytest.mark.parametrize("system", TRICKY_TEXTS)
 def test_system_prompts_read_back_exactly(system):
-    assert modelfile_value(render_modelfile("./x.gguf", PHI3, system), "SYSTEM") == system
+    assert modelfile_value(render_modelfile("./x.gguf", PHI3, 1, system), "SYSTEM") == system
 
 
 @pytest.mark.parametrize("folder", ["con espacios", 'con "comillas"', "ñandú \\ barra", 'tres """ comillas'])
@@ -122,7 +163,7 @@ def test_gguf_paths_read_back_exactly(tmp_path, folder):
     gguf.parent.mkdir()
     gguf.write_bytes(b"GGUF")
     modelfile = tmp_path / "Modelfile"
-    modelfile.write_text(render_modelfile(f"./{folder}/tutor.gguf", PHI3, TRICKY_TEXTS[3]), encoding="utf-8")
+    modelfile.write_text(render_modelfile(f"./{folder}/tutor.gguf", PHI3, 1, TRICKY_TEXTS[3]), encoding="utf-8")
     settings = read_modelfile(modelfile)
     assert settings.gguf == gguf and settings.system == TRICKY_TEXTS[3]
     assert settings.stops == list(PHI3.stops) and (settings.temperature, settings.num_ctx) == (0.7, 4096)
@@ -130,9 +171,9 @@ def test_gguf_paths_read_back_exactly(tmp_path, folder):
 
 def test_a_system_prompt_that_cannot_be_written_is_refused():
     with pytest.raises(UserError, match='has """ at the end of a line'):
-        render_modelfile("./x.gguf", PHI3, 'Cierra con """\ny sigue')
+        render_modelfile("./x.gguf", PHI3, 1, 'Cierra con """\ny sigue')
     with pytest.raises(UserError, match="which Ollama drops"):
-        render_modelfile("./x.gguf", PHI3, "campana \x07")
+        render_modelfile("./x.gguf", PHI3, 1, "campana \x07")
 
 
 def test_free_space_is_checked_before_writing(tmp_path):

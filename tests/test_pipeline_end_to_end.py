@@ -11,9 +11,9 @@ import pytest
 import torch
 from conftest import LLAMA_CPP_DIR, ROOT
 
-from tutor_algoritmos.dataset import prompt_messages
+from tutor_algoritmos.dataset import with_system
 
-QUESTION = "[Dijkstra] - ¿Por qué Dijkstra no funciona con pesos negativos? Explícalo con un grafo pequeño."
+QUESTION = "¿Por qué Dijkstra no funciona con pesos negativos? Explícalo con un grafo pequeño."
 MAKE_GOALS = ["gguf", "quantize", "modelfile"]
 
 
@@ -36,7 +36,8 @@ def merged_logits(pipeline):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(pipeline / "merged")
-    text = tok.apply_chat_template(prompt_messages(QUESTION), tokenize=False, add_generation_prompt=True)
+    messages = with_system([{"role": "user", "content": QUESTION}])
+    text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     ids = tok(text, add_special_tokens=False)["input_ids"]
     model = AutoModelForCausalLM.from_pretrained(pipeline / "merged", dtype=torch.float32)
     with torch.no_grad():
@@ -138,6 +139,21 @@ def test_chat_streams_with_the_modelfile_settings(pipeline):
     assert written[0].startswith("Tutor de Algoritmos") and written[-1] == "\n"
     pieces = [w for w in written[1:-1] if w]
     assert 1 <= len(pieces) <= 8  # streamed one token at a time, at most max_tokens
+
+
+def test_chat_forgets_old_exchanges_with_a_notice_and_resets(pipeline):
+    import dataclasses
+
+    from tutor_algoritmos.chat import chat, read_modelfile
+
+    settings = dataclasses.replace(read_modelfile(pipeline / "Modelfile"), num_ctx=640)
+    long = "¿Me explicas otra vez el recorrido en anchura con un ejemplo? " * 12  # ~170 tokens
+    questions, written = iter([long, long, long, "/reset", "hola", "x " * 900, "salir"]), []
+    chat(settings, read=lambda prompt: next(questions), write=written.append, max_tokens=64)
+    notices = [w for w in written if w.startswith("(")]
+    assert any(n.startswith("(olvido el intercambio más antiguo") for n in notices), notices
+    assert "(conversación reiniciada)\n" in notices
+    assert notices[-1].startswith("(la pregunta es demasiado larga")
 
 
 def test_a_fresh_out_with_empty_train_args_plans_the_whole_chain(tmp_path):

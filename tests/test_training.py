@@ -1,4 +1,5 @@
-"""The real SFTTrainer on the tiny model: label mask, coverage, split, lengths, a short run."""
+"""The real SFTTrainer on the tiny model: label masks of lessons and dialogues, no topic tag in the
+tokens, coverage, split, lengths, a short run."""
 
 from __future__ import annotations
 
@@ -7,13 +8,34 @@ from pathlib import Path
 
 import pytest
 
-from tutor_algoritmos.dataset import Record, to_prompt_completion
+from tutor_algoritmos.dataset import Record, to_conversation
 from tutor_algoritmos.prompts import SYSTEM_PROMPT
 
 RECORDS = [
-    Record(1, "[BFS] - ¿Qué es BFS?", "BFS recorre un grafo por niveles.\n```python\nassert 1 + 1 == 2\n```"),
-    Record(2, "[Pilas] - ¿Cómo funciona una pila?", "Una pila es LIFO: el último que entra sale primero."),
+    Record.lesson(1, "[BFS] - ¿Qué es BFS?", "BFS recorre un grafo por niveles.\n```python\nassert 1 + 1 == 2\n```"),
+    Record.lesson(2, "[Pilas] - ¿Cómo funciona una pila?", "Una pila es LIFO: el último que entra sale primero."),
 ]
+# Three student turns, three tutor turns: every answer and its <|end|> must be learned.
+DIALOGUE = Record(3, "Dijkstra", (
+    {"role": "user", "content": "no entiendo dijkstra"},
+    {"role": "assistant", "content": "Dijkstra fija primero el nodo más cercano. ¿Qué nodo sale primero?"},
+    {"role": "user", "content": "el de menor distancia?"},
+    {"role": "assistant", "content": "¡Exacto! Y esa distancia ya no baja si los pesos no son negativos."},
+    {"role": "user", "content": "y con pesos negativos?"},
+    {"role": "assistant", "content": "Entonces usa Bellman-Ford."},
+), "dialogue")
+
+
+def labelled_runs(labels: list[int]) -> list[tuple[int, int]]:
+    """[start, end) of every stretch of labelled (not -100) positions."""
+    runs, start = [], None
+    for i, label in enumerate([*labels, -100]):
+        if label != -100 and start is None:
+            start = i
+        elif label == -100 and start is not None:
+            runs.append((start, i))
+            start = None
+    return runs
 
 
 @pytest.fixture(scope="module")
@@ -27,17 +49,17 @@ def trainer(tiny_model, tmp_path_factory):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
-    trainer, targets, trainable = build_trainer(tutor, sft, RECORDS, [], tok, choose_precision(), 1)
+    trainer, targets, trainable = build_trainer(tutor, sft, [*RECORDS, DIALOGUE], [], tok, choose_precision(), 1)
     return trainer, targets, trainable, tok
 
 
-def test_label_mask_is_exactly_the_prompt(trainer):
+def test_label_mask_of_a_lesson_is_exactly_the_prompt(trainer):
     trainer, _, _, tok = trainer
-    for record, row in zip(RECORDS, trainer.train_dataset, strict=True):
-        example = to_prompt_completion(record)
-        prompt_ids = tok.apply_chat_template(example["prompt"], add_generation_prompt=True,
+    for record, row in zip(RECORDS, trainer.train_dataset, strict=False):
+        messages = to_conversation(record)["messages"]
+        prompt_ids = tok.apply_chat_template(messages[:-1], add_generation_prompt=True,
                                              tokenize=True, return_dict=True)["input_ids"]
-        answer_ids = tok.encode(record.output, add_special_tokens=False)
+        answer_ids = tok.encode(record.answers[0], add_special_tokens=False)
         labels, ids = row["labels"], row["input_ids"]
         assert ids[:len(prompt_ids)] == prompt_ids
         assert prompt_ids[0] == 32006 and prompt_ids[-1] == 32001  # <|system|> ... <|assistant|>
@@ -46,8 +68,47 @@ def test_label_mask_is_exactly_the_prompt(trainer):
         assert labels[len(prompt_ids):] == ids[len(prompt_ids):] == answer_ids + [32007, 32000]
 
 
+def test_every_turn_of_a_dialogue_is_labelled_and_nothing_else(trainer):
+    trainer, _, _, tok = trainer
+    row = trainer.train_dataset[2]
+    ids, labels = row["input_ids"], row["labels"]
+    runs = labelled_runs(labels)
+    assert len(runs) == 3  # one stretch per tutor turn, none in the system prompt or a student turn
+    for (start, end), answer in zip(runs, DIALOGUE.answers, strict=True):
+        answer_ids = tok.encode(answer, add_special_tokens=False)
+        assert ids[start - 1] == 32001  # <|assistant|> itself is prompt, masked
+        assert labels[start] == answer_ids[0] and tok.convert_ids_to_tokens(answer_ids[0]).startswith("▁")
+        expected = answer_ids + [32007] + ([32000] if end == len(ids) else [])
+        assert labels[start:end] == ids[start:end] == expected
+        assert labels[end - 1] == (32000 if end == len(ids) else 32007)
+        if end < len(ids):
+            assert ids[end] == 32010  # the student's <|user|> follows the answer's <|end|>, unlabelled
+    assert ids[0] == 32006 and ids.count(32010) == 3 and ids.count(32001) == 3
+
+
+def test_the_topic_tag_never_reaches_the_tokens(trainer):
+    trainer, _, _, tok = trainer
+    for record, row in zip([*RECORDS, DIALOGUE], trainer.train_dataset, strict=True):
+        text = tok.decode(row["input_ids"])
+        assert f"[{record.topic}]" not in text and " - " not in text.split("<|user|>")[1][:4]
+        assert record.question in text
+    # the seed row's user turn is the question alone
+    assert to_conversation(RECORDS[0])["messages"][1] == {"role": "user", "content": "¿Qué es BFS?"}
+
+
+def test_training_template_renders_exactly_like_the_models(tokenizer):
+    from tutor_algoritmos.chat_formats import training_chat_template
+
+    template = training_chat_template(tokenizer)
+    assert "{% generation %}" in template.replace("{%- generation %}", "{% generation %}")
+    messages = to_conversation(DIALOGUE)["messages"]
+    assert tokenizer.apply_chat_template(messages, tokenize=False, chat_template=template) == \
+        tokenizer.apply_chat_template(messages, tokenize=False)
+
+
 def test_training_prompt_uses_the_one_system_prompt():
-    assert to_prompt_completion(RECORDS[0])["prompt"][0] == {"role": "system", "content": SYSTEM_PROMPT}
+    assert to_conversation(DIALOGUE)["messages"][0] == {"role": "system", "content": SYSTEM_PROMPT}
+    assert [m["role"] for m in to_conversation(DIALOGUE)["messages"]].count("system") == 1
 
 
 def test_every_layer_carries_adapters_on_fused_projections(trainer):
@@ -60,24 +121,13 @@ def test_every_layer_carries_adapters_on_fused_projections(trainer):
     assert trainable == 28_672
 
 
-def test_recipe_defaults():
-    from tutor_algoritmos.train_config import parse_train_args
-
-    tutor, sft = parse_train_args([])
-    assert (tutor.base_model, tutor.lora_r, tutor.lora_alpha, tutor.lora_dropout) == \
-        ("microsoft/Phi-3.5-mini-instruct", 16, 32, 0.05)
-    assert (sft.learning_rate, sft.num_train_epochs, sft.per_device_train_batch_size,
-            sft.gradient_accumulation_steps, sft.seed, sft.max_length) == (2e-4, 3, 1, 8, 42, 2048)
-    assert sft.completion_only_loss is True
-
-
 def test_split_is_deterministic_and_stratified():
     from tutor_algoritmos.dataset import split_by_topic
 
-    records = [Record(i, f"[T{i % 4}] - pregunta {i}", "r") for i in range(1, 81)]
+    records = [Record.lesson(i, f"[T{i % 4}] - pregunta {i}", "r") for i in range(1, 81)]
     train, held = split_by_topic(records, 0.1)
     assert len(held) == 8 and len(train) == 72
-    assert sorted(r.tag for r in held) == ["T0", "T0", "T1", "T1", "T2", "T2", "T3", "T3"]
+    assert sorted(r.topic for r in held) == ["T0", "T0", "T1", "T1", "T2", "T2", "T3", "T3"]
     assert split_by_topic(list(reversed(records)), 0.1)[1] == sorted(held, key=lambda r: -r.line)
 
 
@@ -88,9 +138,12 @@ def test_too_long_example_is_reported_by_line(tiny_model, tmp_path):
     from tutor_algoritmos.training import check_lengths
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
-    long = Record(7, "[BFS] - ¿Qué es?", "palabra " * 3000)
-    with pytest.raises(UserError, match=r"data.jsonl:7: \d+ tokens > max_length 2048"):
-        check_lengths([RECORDS[0], long], tok, 2048, Path("data.jsonl"))
+    long = Record.lesson(7, "[BFS] - ¿Qué es?", "palabra " * 3000)
+    turns = [{"role": "user", "content": "¿y?"}, {"role": "assistant", "content": "palabra " * 300}] * 6
+    long_dialogue = Record(9, "BFS", tuple(turns), "dialogue")  # each turn is short, the whole is not
+    with pytest.raises(UserError, match=r"2 example\(s\).*\n.*data.jsonl:7: \d+ tokens > max_length 2048.*\n"
+                                        r".*data.jsonl:9: \d+ tokens > max_length 2048"):
+        check_lengths([RECORDS[0], long, DIALOGUE, long_dialogue], tok, 2048, Path("data.jsonl"))
 
 
 def test_short_run_saves_adapter_config_metrics_and_curve(tiny_model, tmp_path):

@@ -44,19 +44,23 @@ def seed_trainer(base: str, records, output_dir: str):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from tutor_algoritmos.dataset import to_prompt_completion
+    from tutor_algoritmos.chat_formats import training_chat_template
+    from tutor_algoritmos.dataset import to_conversation
     from tutor_algoritmos.lora_targets import DOCUMENTED_TARGETS, resolve_targets
 
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     args = SFTConfig(output_dir=output_dir, per_device_train_batch_size=1, gradient_accumulation_steps=8,
                      learning_rate=2e-4, num_train_epochs=1, max_length=2048, seed=42, bf16=False,
-                     use_cpu=not torch.cuda.is_available(), save_strategy="no", report_to="none", logging_steps=1)
+                     use_cpu=not torch.cuda.is_available(), save_strategy="no", report_to="none", logging_steps=1,
+                     assistant_only_loss=True)
     # resolved like train_lora.py's, so both runs adapt the same modules (on Phi-3 the list as
     # written would match only o_proj and down_proj)
     peft = LoraConfig(task_type="CAUSAL_LM", r=16, lora_alpha=32, lora_dropout=0.05,
                       target_modules=resolve_targets(model, list(DOCUMENTED_TARGETS)))
-    return SFTTrainer(model=model, args=args, processing_class=AutoTokenizer.from_pretrained(base),
-                      peft_config=peft, train_dataset=Dataset.from_list([to_prompt_completion(r) for r in records]))
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer.chat_template = training_chat_template(tokenizer)  # every tutor turn labelled, as in training
+    return SFTTrainer(model=model, args=args, processing_class=tokenizer,
+                      peft_config=peft, train_dataset=Dataset.from_list([to_conversation(r) for r in records]))
 
 
 def tutor_trainer(base: str, data: str, records, output_dir: str, extra: list[str]):

@@ -2,8 +2,11 @@
 
     python -m tutor_algoritmos.chat out/Modelfile        # or: make chat
 
-Reads the Modelfile (FROM, SYSTEM, temperature, num_ctx, stops) so the experience is the one
-Ollama gives, on machines without Ollama. Answers stream token by token; Ctrl-D or "salir" ends.
+Reads the Modelfile (FROM, SYSTEM, temperature, num_ctx, num_predict, stops) so the experience is
+the one Ollama gives, on machines without Ollama. Answers stream token by token; the conversation
+is kept, and when the next question plus a reply of num_predict tokens would not fit in num_ctx
+the oldest exchanges are dropped (never the system prompt) with a one-line notice. "/reset"
+starts over; Ctrl-D or "salir" ends.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ class ModelfileSettings:
     system: str
     temperature: float = 0.8
     num_ctx: int = 2048
+    num_predict: int = 512
     stops: list[str] = field(default_factory=list)
 
 
@@ -40,15 +44,44 @@ def read_modelfile(path: Path) -> ModelfileSettings:
     return ModelfileSettings(gguf=gguf, system=values["system"],
                              temperature=float(values.get("temperature", 0.8)),
                              num_ctx=int(values.get("num_ctx", 2048)),
+                             num_predict=int(values.get("num_predict", 512)),
                              stops=[value for name, value in commands if name == "stop"])
 
 
+def fit_history(messages: list[dict], count_tokens, num_ctx: int, reply_budget: int) -> tuple[list[dict], int]:
+    """The messages without their oldest exchanges, so that the prompt plus a reply fit in num_ctx.
+
+    messages = [system, user, assistant, ..., user]. Whole exchanges go (a question never loses its
+    answer, nor an answer its question) and the system prompt always stays. Returns the kept
+    messages and how many exchanges were dropped; if the last question alone does not fit, it is
+    returned anyway and the caller says so.
+    """
+    system, turns, dropped = messages[:1], messages[1:], 0
+    while len(turns) > 1 and count_tokens(system + turns) + reply_budget > num_ctx:
+        turns, dropped = turns[2:], dropped + 1
+    return system + turns, dropped
+
+
+def prompt_token_counter(llm, chat_template: str):
+    """Tokens of the prompt llama.cpp builds for a conversation (the GGUF's template + tokenizer)."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    formatter = Jinja2ChatFormatter(chat_template, eos_token="", bos_token="")
+
+    def count(messages: list[dict]) -> int:
+        return len(llm.tokenize(formatter(messages=messages).prompt.encode("utf-8"), add_bos=False, special=True))
+    return count
+
+
 def chat(settings: ModelfileSettings, read=input, write=sys.stdout.write, max_tokens: int | None = None) -> None:
-    from tutor_algoritmos.gguf_tools import load_llama
+    from tutor_algoritmos.gguf_tools import load_llama, read_gguf_info
 
     llm = load_llama(settings.gguf, n_ctx=settings.num_ctx)
+    count_tokens = prompt_token_counter(llm, read_gguf_info(settings.gguf).chat_template)
+    reply_budget = max_tokens or settings.num_predict
     messages = [{"role": "system", "content": settings.system}]
-    write(f"Tutor de Algoritmos ({settings.gguf.name}). Escribe tu pregunta; 'salir' para terminar.\n")
+    write(f"Tutor de Algoritmos ({settings.gguf.name}). Escribe tu pregunta; '/reset' para empezar de nuevo, "
+          "'salir' para terminar.\n")
     try:
         while True:
             try:
@@ -57,12 +90,24 @@ def chat(settings: ModelfileSettings, read=input, write=sys.stdout.write, max_to
                 break
             if question.lower() in {"salir", "exit", "quit"}:
                 break
+            if question == "/reset":
+                messages = messages[:1]
+                write("(conversación reiniciada)\n")
+                continue
             if not question:
                 continue
-            messages.append({"role": "user", "content": question})
+            messages, dropped = fit_history(messages + [{"role": "user", "content": question}], count_tokens,
+                                            settings.num_ctx, reply_budget)
+            if dropped:
+                oldest = "el intercambio más antiguo" if dropped == 1 else f"los {dropped} intercambios más antiguos"
+                write(f"(olvido {oldest} para que la conversación quepa en {settings.num_ctx} tokens)\n")
+            if count_tokens(messages) + reply_budget > settings.num_ctx:
+                write(f"(la pregunta es demasiado larga para {settings.num_ctx} tokens de contexto: acórtala)\n")
+                messages.pop()
+                continue
             answer = []
             for chunk in llm.create_chat_completion(messages=messages, temperature=settings.temperature,
-                                                    stop=settings.stops, stream=True, max_tokens=max_tokens):
+                                                    stop=settings.stops, stream=True, max_tokens=reply_budget):
                 piece = chunk["choices"][0]["delta"].get("content", "")
                 answer.append(piece)
                 write(piece)

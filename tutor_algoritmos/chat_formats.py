@@ -3,7 +3,11 @@
 Ollama does not derive Phi-3.5's template from the GGUF (it falls back to `{{ .Prompt }}`), so
 the Modelfile must carry both. Each TEMPLATE is written so that Ollama's per-turn rendering
 (`.System/.Prompt/.Response`, with everything after `{{ .Response }}` dropped on the last turn)
-reproduces the model's Hugging Face chat template byte for byte (tests/test_template_identity.py).
+reproduces the model's Hugging Face chat template byte for byte (tests/test_modelfile.py).
+
+Training needs the same template with `{% generation %}` markers around each answer, so TRL's
+assistant_only_loss labels every assistant turn of a dialogue and masks the rest:
+`training_chat_template`.
 """
 
 from __future__ import annotations
@@ -21,6 +25,11 @@ class ChatFormat:
     template: str
     stops: tuple[str, ...]
     gguf_name_must_contain: str = ""  # llama.cpp switches tokenizer behaviour on general.name
+
+    def system_block(self, system: str) -> str:
+        """What the TEMPLATE renders for the system prompt: the part `num_keep` must protect."""
+        head = self.template.split("{{ end }}", 1)[0].removeprefix("{{ if .System }}")
+        return head.replace("{{ .System }}", system)
 
 
 PHI3 = ChatFormat(
@@ -62,3 +71,44 @@ def detect_chat_format(chat_template: str | None) -> ChatFormat:
     known = ", ".join(f"{f.name} ({f.marker})" for f in FORMATS)
     raise UserError(f"unknown chat template (none of {known}) — add its format to "
                     "tutor_algoritmos/chat_formats.py")
+
+
+# SmolLM2's ChatML with the answer and its <|im_end|>\n inside {% generation %}. TRL 1.16 ships
+# training variants only for the templates it recognises (phi3_5_training.jinja for Phi-3.5);
+# SmolLM2's is not one of them. The trailing \n stays labelled because the prompt/completion
+# format labelled it too (the completion was everything after "<|im_start|>assistant\n").
+CHATML_TRAINING_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{%- if message['role'] == 'assistant' %}"
+    "{{- '<|im_start|>assistant\n' }}{% generation %}{{- message['content'] + '<|im_end|>\n' }}{% endgeneration %}"
+    "{%- else %}{{- '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n' }}{%- endif %}"
+)
+# A conversation as training renders it: the training template must reproduce it byte for byte.
+PROBE = [{"role": "system", "content": "Sistema."}, {"role": "user", "content": "¿Uno?"},
+         {"role": "assistant", "content": "Uno."}, {"role": "user", "content": "¿Y dos?"},
+         {"role": "assistant", "content": "Dos."}]
+
+
+def training_chat_template(tokenizer) -> str:
+    """The tokenizer's chat template with `{% generation %}` around each answer and its end of turn.
+
+    TRL's own training variant where it has one, CHATML_TRAINING_TEMPLATE for ChatML otherwise. The
+    result must render a conversation exactly as the model's template does, or the model would be
+    trained on other text than it is served with.
+    """
+    from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+
+    original = tokenizer.chat_template
+    if has_generation_markers(original):
+        return original
+    try:
+        template = get_training_chat_template(tokenizer)
+    except ValueError:  # not a template TRL knows
+        template = CHATML_TRAINING_TEMPLATE if detect_chat_format(original) is CHATML else None
+    if template is None or (tokenizer.apply_chat_template(PROBE, tokenize=False, chat_template=template)
+                            != tokenizer.apply_chat_template(PROBE, tokenize=False)):
+        raise UserError("no training variant of this model's chat template (one that marks every "
+                        "answer for the loss) — add one to tutor_algoritmos/chat_formats.py")
+    return template

@@ -4,16 +4,21 @@
     python -m tutor_algoritmos.check_data mine.jsonl --no-exec        # skip running the examples
     python -m tutor_algoritmos.check_data data.jsonl --tokenizer build/tiny-phi3 --max-length 2048
 
-Per entry: one JSON object with exactly `instruction` and `output` (non-empty strings), the
-`[Tema] - ` prefix, at least one ```python block, every block runs in the sandbox and its asserts
-pass, a paragraph that starts with `Analogía:`, the token length within max_length, and a question
-that is not an exact or near duplicate of another. Problems print as `FILE:LINE: what — fix`;
-the exit status is 1 if there is any.
+Per row, in either format (tutor_algoritmos/dataset.py): the structure (fields, roles that
+alternate from the student to the tutor, no empty turn, a topic, a known kind); every ```python
+block of every tutor turn runs in the sandbox and its asserts pass; a `lesson` has code and a
+paragraph that starts with `Analogía:` in each answer; a `feedback-code` row shows the student's
+code (which must parse, unless the lesson is about its SyntaxError) or traceback; a `short` answer
+stays within SHORT_MAX_CHARS; an `ask-for-code` student pasted no code; a `dialogue` has at least
+two student turns; the token length is within max_length; and the opening question is not an
+exact or near duplicate of another row's, across both formats. Problems print as
+`FILE:LINE: what — fix`; the exit status is 1 if there is any.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import sys
 import unicodedata
@@ -22,11 +27,13 @@ from concurrent.futures import ThreadPoolExecutor
 from difflib import SequenceMatcher
 from pathlib import Path
 
-from tutor_algoritmos.dataset import Problem, Record, read_jsonl, too_long
+from tutor_algoritmos.dataset import KINDS, Problem, Record, read_jsonl, too_long
 from tutor_algoritmos.sandbox import CPU_SECONDS, WALL_SECONDS, run_python
 
 PYTHON_BLOCK = re.compile(r"```python[ \t]*\r?\n(.*?)```", re.S)
 ANALOGY = re.compile(r"(^|\n)\s*(\*\*)?Analogía:")
+TRACEBACK = re.compile(r"Traceback \(most recent call last\)|\b[A-Z][a-zA-Z]*Error\b")
+SHORT_MAX_CHARS = 700  # a `short` answer: the question's answer and one caveat or tiny example
 # A near duplicate is the same question reworded: the normalised texts are >= 85% alike (difflib)
 # AND no content word was swapped for another (one question's content words contain the other's,
 # or they share >= 80% of them). The second test keeps apart questions that differ in the one word
@@ -62,13 +69,43 @@ def normalise(question: str) -> str:
 
 
 def content_problems(record: Record) -> list[Problem]:
-    problems = []
-    if not PYTHON_BLOCK.search(record.output):
-        problems.append(Problem(record.line, "the answer has no ```python block",
-                                "add a runnable example that ends with assert checks"))
-    if not ANALOGY.search(record.output):
-        problems.append(Problem(record.line, "no paragraph starts with 'Analogía:'",
-                                "end the answer with an everyday analogy introduced by 'Analogía:'"))
+    """The rules of the row's kind; code in any tutor turn is checked by execution_problems."""
+    line, problems = record.line, []
+    if record.kind == "lesson":
+        for n, answer in enumerate(record.answers, start=1):
+            turn = f"answer {n}" if len(record.answers) > 1 else "the answer"
+            if not PYTHON_BLOCK.search(answer):
+                problems.append(Problem(line, f"{turn} has no ```python block",
+                                        "add a runnable example that ends with assert checks"))
+            if not ANALOGY.search(answer):
+                problems.append(Problem(line, f"{turn} has no paragraph that starts with 'Analogía:'",
+                                        "end the lesson with an everyday analogy introduced by 'Analogía:'"))
+    elif record.kind == "feedback-code":
+        first = record.student_turns[0]
+        if not PYTHON_BLOCK.search(first) and not TRACEBACK.search(first):
+            problems.append(Problem(line, "feedback-code: the student's first message shows no code or traceback",
+                                    "paste the student's code in a ```python block (or the traceback)"))
+        about_syntax = "SyntaxError" in "".join(m["content"] for m in record.messages)
+        for turn in record.student_turns:
+            for code in PYTHON_BLOCK.findall(turn):
+                try:
+                    ast.parse(code)
+                except SyntaxError as err:
+                    if not about_syntax:
+                        problems.append(Problem(line, f"the student's code does not parse ({err.msg}, line "
+                                                      f"{err.lineno})", "paste code that runs, or make the "
+                                                "lesson about that SyntaxError"))
+    elif record.kind == "short":
+        for answer in record.answers:
+            if len(answer) > SHORT_MAX_CHARS:
+                problems.append(Problem(line, f"a short answer of {len(answer)} characters (> {SHORT_MAX_CHARS})",
+                                        "cut it to the point, or give the row another kind"))
+    elif record.kind == "ask-for-code" and PYTHON_BLOCK.search(record.student_turns[0]):
+        problems.append(Problem(line, "ask-for-code: the student already pasted code",
+                                "make it feedback-code, or drop the code so the tutor has to ask for it"))
+    elif record.kind == "dialogue" and len(record.student_turns) < 2:
+        problems.append(Problem(line, "a dialogue with one student turn",
+                                "add the student's follow-up and the tutor's reply, or give the row another kind"))
     return problems
 
 
@@ -93,7 +130,8 @@ def duplicate_problems(records: list[Record]) -> list[Problem]:
 
 def execution_problems(records: list[Record], workers: int, cpu_seconds: int) -> list[Problem]:
 
-    jobs = [(r, n, code) for r in records for n, code in enumerate(PYTHON_BLOCK.findall(r.output), start=1)]
+    jobs = [(r, n, code) for r in records
+            for n, code in enumerate((c for a in r.answers for c in PYTHON_BLOCK.findall(a)), start=1)]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(lambda job: run_python(job[2], cpu_seconds, max(WALL_SECONDS, 2 * cpu_seconds)), jobs))
     problems = []
@@ -136,11 +174,14 @@ def check(path: Path, execute: bool = True, tokenizer: str | None = None, max_le
 
 
 def summary(records: list[Record]) -> str:
-    tags = Counter(r.tag for r in records)
-    types = Counter(question_type(r.question) for r in records)
-    lines = [f"{len(records)} entries, {len(tags)} topics"]
-    lines += [f"  {count:4d}  {tag}" for tag, count in sorted(tags.items(), key=lambda kv: (-kv[1], kv[0]))]
-    lines.append("question types: " + ", ".join(f"{t} {c}" for t, c in types.most_common()))
+    topics = Counter(r.topic for r in records)
+    kinds = Counter(r.kind for r in records)
+    types = Counter(question_type(r.question) for r in records if r.kind == "lesson")
+    turns = sum(len(r.answers) for r in records)
+    lines = [f"{len(records)} entries, {len(topics)} topics, {turns} tutor turns"]
+    lines += [f"  {count:4d}  {topic}" for topic, count in sorted(topics.items(), key=lambda kv: (-kv[1], kv[0]))]
+    lines.append("kinds: " + ", ".join(f"{kind} {kinds[kind]}" for kind in KINDS if kinds[kind]))
+    lines.append("lesson question types: " + ", ".join(f"{t} {c}" for t, c in types.most_common()))
     return "\n".join(lines)
 
 

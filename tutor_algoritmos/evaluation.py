@@ -5,7 +5,9 @@
         --data algoritmos_fixed.jsonl --out out/demo
 
 The held-out split is the one training used (same fraction, same stratified hash order), or every
-line of --eval-data. Writes report.md, report.json and loss_curves.png into --out.
+line of --eval-data. The loss covers every tutor turn of a held-out row, as training labels them;
+generation answers the last tutor turn of each row with the earlier turns as context. Both are
+reported overall and per kind. Writes report.md, report.json and loss_curves.png into --out.
 """
 
 from __future__ import annotations
@@ -19,9 +21,16 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tutor_algoritmos.chat_formats import detect_chat_format
+from tutor_algoritmos.chat_formats import detect_chat_format, training_chat_template
 from tutor_algoritmos.check_data import PYTHON_BLOCK
-from tutor_algoritmos.dataset import Record, load_records, prompt_messages, split_by_topic, to_prompt_completion
+from tutor_algoritmos.dataset import (
+    KINDS,
+    Record,
+    context_for_last_answer,
+    load_records,
+    split_by_topic,
+    to_conversation,
+)
 from tutor_algoritmos.errors import UserError
 from tutor_algoritmos.files import publish, temporary_sibling
 from tutor_algoritmos.sandbox import run_python
@@ -72,8 +81,8 @@ def score_answer(text: str, stopped: bool) -> AnswerScore:
     )
 
 
-def answer_loss(model_dir: Path, records: list[Record]) -> float:
-    """Mean cross-entropy per answer token, formatted exactly as in training.
+def answer_losses(model_dir: Path, records: list[Record]) -> list[tuple[float, int]]:
+    """(summed cross-entropy, labelled tokens) of every tutor turn of each row, labelled as in training.
 
     The same computation as training's CPU fast path (answer positions only through the LM head,
     fp32 cross-entropy) on bf16 weights, which bf16 autocast would round the matmul inputs to anyway.
@@ -84,20 +93,24 @@ def answer_loss(model_dir: Path, records: list[Record]) -> float:
     from tutor_algoritmos.cpu_fast_path import answer_token_loss
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    template = training_chat_template(tokenizer)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16).eval()
-    total, count = 0.0, 0
+    losses = []
     for record in records:
-        example = to_prompt_completion(record)
-        prompt = tokenizer.apply_chat_template(example["prompt"], add_generation_prompt=True, tokenize=True,
-                                               return_dict=True)["input_ids"]
-        full = tokenizer.apply_chat_template(example["prompt"] + example["completion"], tokenize=True,
-                                             return_dict=True)["input_ids"]
-        labels = [-100] * len(prompt) + full[len(prompt):]
+        encoded = tokenizer.apply_chat_template(to_conversation(record)["messages"], chat_template=template,
+                                                tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+        ids = encoded["input_ids"]
+        labels = [t if m else -100 for t, m in zip(ids, encoded["assistant_masks"], strict=True)]
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-            loss, counts = answer_token_loss(model, {"input_ids": torch.tensor([full]),
+            loss, counts = answer_token_loss(model, {"input_ids": torch.tensor([ids]),
                                                      "labels": torch.tensor([labels])})
-        total, count = total + loss.item() * counts["labelled"], count + counts["labelled"]
-    return total / count
+        losses.append((loss.item() * counts["labelled"], counts["labelled"]))
+    return losses
+
+
+def mean_loss(losses: list[tuple[float, int]]) -> float:
+    """Per token, over all the rows given: long answers weigh as much as they are long."""
+    return sum(total for total, _ in losses) / max(sum(count for _, count in losses), 1)
 
 
 def generate_answers(gguf: Path, records: list[Record], max_tokens: int) -> list[tuple[str, bool]]:
@@ -110,7 +123,7 @@ def generate_answers(gguf: Path, records: list[Record], max_tokens: int) -> list
     answers = []
     try:
         for record in records:
-            out = llm.create_chat_completion(messages=prompt_messages(record.instruction), max_tokens=max_tokens,
+            out = llm.create_chat_completion(messages=context_for_last_answer(record), max_tokens=max_tokens,
                                              temperature=0.0, stop=list(fmt.stops))
             choice = out["choices"][0]
             answers.append((choice["message"]["content"], choice["finish_reason"] == "stop"))
@@ -135,11 +148,18 @@ def summarize(scores: list[AnswerScore]) -> dict:
     return rates
 
 
+def by_kind(records: list[Record]) -> dict[str, list[int]]:
+    """Row indices per kind, in KINDS order, for the kinds present."""
+    groups = {kind: [i for i, r in enumerate(records) if r.kind == kind] for kind in KINDS}
+    return {kind: rows for kind, rows in groups.items() if rows}
+
+
 def write_report(out: Path, results: dict, samples: list[dict]) -> None:
     rows = [("answer-token loss", "loss"), ("perplexity", "perplexity")]
     lines = ["# Tutor de Algoritmos: base vs tuned", "",
-             f"{results['n_questions']} held-out questions; generation greedy through llama.cpp "
-             f"({results['gguf_type']}), at most {results['max_tokens']} tokens.", "",
+             f"{results['n_questions']} held-out rows; generation greedy through llama.cpp "
+             f"({results['gguf_type']}), at most {results['max_tokens']} tokens, for the last tutor turn "
+             f"of {results['n_generated']} of them.", "",
              "| metric | base | tuned |", "| --- | ---: | ---: |"]
     for label, key in rows:
         lines.append(f"| {label} | {results['base'][key]:.3f} | {results['tuned'][key]:.3f} |")
@@ -147,9 +167,14 @@ def write_report(out: Path, results: dict, samples: list[dict]) -> None:
     for key in results["base"]["answers"]:
         lines.append(f"| answers: {key.replace('_', ' ')} | {results['base']['answers'][key]:.0%} | "
                      f"{results['tuned']['answers'][key]:.0%} |")
+    lines += ["", "## Held-out loss per kind", "", "| kind | rows | base | tuned | tuned / base |",
+              "| --- | ---: | ---: | ---: | ---: |"]
+    for kind, entry in results["per_kind"].items():
+        lines.append(f"| {kind} | {entry['rows']} | {entry['base_loss']:.3f} | {entry['tuned_loss']:.3f} | "
+                     f"{entry['loss_ratio']:.3f} |")
     lines += ["", "## Sample answers", ""]
     for sample in samples:
-        lines += [f"### {sample['question']}", "", "| base | tuned |", "| --- | --- |",
+        lines += [f"### {sample['question']} ({sample['kind']})", "", "| base | tuned |", "| --- | --- |",
                   f"| {_cell(sample['base'])} | {_cell(sample['tuned'])} |", ""]
     tmp = temporary_sibling(out / "report.md")
     tmp.write_text("\n".join(lines), encoding="utf-8")
@@ -163,23 +188,36 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", "<br>")
 
 
+def run_eval_fraction(adapter: Path) -> float:
+    """The held-out share the adapter was trained with (its run_config.json), 0.1 without one."""
+    config = adapter / "run_config.json"
+    return json.loads(config.read_text())["tutor"]["eval_fraction"] if config.is_file() else 0.1
+
+
 def evaluate(args: argparse.Namespace) -> dict:
-    records = held_out(args.data, args.eval_data, args.eval_fraction)
+    eval_fraction = args.eval_fraction if args.eval_fraction is not None else run_eval_fraction(args.adapter)
+    records = held_out(args.data, args.eval_data, eval_fraction)
     gen_records = records[: args.generate_limit] if args.generate_limit else records
     results = {"n_questions": len(records), "n_generated": len(gen_records), "max_tokens": args.max_tokens,
-               "gguf_type": args.tuned_gguf.name}
-    answers = {}
+               "gguf_type": args.tuned_gguf.name, "eval_fraction": eval_fraction}
+    answers, losses = {}, {}
     for name, model_dir, gguf in (("base", args.base, args.base_gguf), ("tuned", args.tuned, args.tuned_gguf)):
-        logger.info("%s: answer loss on %d held-out answers", name, len(records))
-        loss = answer_loss(model_dir, records)
+        logger.info("%s: answer loss on %d held-out rows", name, len(records))
+        losses[name] = answer_losses(model_dir, records)
         logger.info("%s: generating %d answers with %s", name, len(gen_records), gguf)
         answers[name] = generate_answers(gguf, gen_records, args.max_tokens)
         scores = [score_answer(text, stopped) for text, stopped in answers[name]]
+        loss = mean_loss(losses[name])
         results[name] = {"loss": loss, "perplexity": math.exp(loss), "answers": summarize(scores),
                          "per_answer": [asdict(s) for s in scores]}
     results["loss_ratio"] = results["tuned"]["loss"] / results["base"]["loss"]
-    samples = [{"question": r.instruction, "base": answers["base"][i][0], "tuned": answers["tuned"][i][0]}
-               for i, r in enumerate(gen_records[:3])]
+    results["per_kind"] = {}
+    for kind, rows in by_kind(records).items():
+        base, tuned = (mean_loss([losses[name][i] for i in rows]) for name in ("base", "tuned"))
+        results["per_kind"][kind] = {"rows": len(rows), "base_loss": base, "tuned_loss": tuned,
+                                     "loss_ratio": tuned / base}
+    samples = [{"question": r.student_turns[-1], "kind": r.kind, "base": answers["base"][i][0],
+                "tuned": answers["tuned"][i][0]} for i, r in enumerate(gen_records[:3])]
     args.out.mkdir(parents=True, exist_ok=True)
     write_report(args.out, results, samples)
     history = args.adapter / "log_history.json"
@@ -207,7 +245,8 @@ def main() -> None:
     parser.add_argument("--adapter", type=Path, default=Path("out/adapter"), help="for its loss history")
     parser.add_argument("--data", type=Path, default=Path("algoritmos_fixed.jsonl"))
     parser.add_argument("--eval-data", type=Path, help="evaluate on every line of this JSONL instead")
-    parser.add_argument("--eval-fraction", type=float, default=0.1, help="as in training")
+    parser.add_argument("--eval-fraction", type=float,
+                        help="held-out share; default: the one the adapter was trained with (--adapter)")
     parser.add_argument("--max-tokens", type=int, default=1024, help="answer length limit when generating")
     parser.add_argument("--generate-limit", type=int, default=0, help="generate for the first N questions only")
     parser.add_argument("--out", type=Path, required=True, help="folder for report.md/json and the PNG")

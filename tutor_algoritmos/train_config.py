@@ -19,10 +19,10 @@ from tutor_algoritmos.lora_targets import DOCUMENTED_TARGETS
 class TutorArguments:
     base_model: str = field(default="microsoft/Phi-3.5-mini-instruct",
                             metadata={"help": "Hub id or local folder of the model to fine-tune."})
-    data: str = field(default="algoritmos_fixed.jsonl",
-                      metadata={"help": "Training JSONL: one {instruction, output} object per line."})
+    data: str = field(default="algoritmos_fixed.jsonl", metadata={
+        "help": "Training JSONL: one {instruction, output} lesson or {topic, messages} dialogue per line."})
     eval_fraction: float = field(default=0.1, metadata={
-        "help": "Share of examples held out for eval loss, stratified by [Tema] tag."})
+        "help": "Share of examples held out for eval loss, stratified by topic."})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (scale = alpha / r = 2)."})
     lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
@@ -56,8 +56,9 @@ class TutorSFTConfig(SFTConfig):
     max_length: int | None = field(default=2048, metadata={
         "help": "Longest tokenized example (prompt + answer + <|end|>); a longer one stops the run "
                 "with its line number instead of being cut."})
-    completion_only_loss: bool | None = field(default=True, metadata={
-        "help": "Loss only on the answer tokens (the prompt is masked with -100)."})
+    assistant_only_loss: bool = field(default=True, metadata={
+        "help": "Loss only on the tutor's turns: every answer of a dialogue and its end-of-turn token "
+                "are learned; system and student tokens are masked with -100."})
     logging_steps: float = field(default=1, metadata={"help": "Log the loss every N optimizer steps."})
     eval_strategy: str = field(default="epoch", metadata={"help": "Eval loss after every epoch."})
     save_strategy: str = field(default="steps", metadata={"help": "Checkpoint every save_steps."})

@@ -10,7 +10,8 @@ import os
 import shutil
 from pathlib import Path
 
-from tutor_algoritmos.dataset import Record, load_records, split_by_topic, to_prompt_completion, too_long
+from tutor_algoritmos.chat_formats import training_chat_template
+from tutor_algoritmos.dataset import Record, count_by_kind, load_records, split_by_topic, to_conversation, too_long
 from tutor_algoritmos.errors import UserError
 from tutor_algoritmos.hardware import preflight
 from tutor_algoritmos.lora_targets import check_coverage, resolve_targets
@@ -23,7 +24,7 @@ def check_lengths(records: list[Record], tokenizer, max_length: int, data: Path)
     over = too_long(records, tokenizer, max_length)
     if over:
         lines = "\n".join(f"{data}:{r.line}: {n} tokens > max_length {max_length} — shorten the "
-                          "answer or raise --max_length (it would be cut, losing its <|end|>)"
+                          "row or raise --max_length (it would be cut, losing its <|end|>)"
                           for r, n in over)
         raise UserError(f"{len(over)} example(s) would be truncated:\n{lines}")
 
@@ -100,6 +101,8 @@ def build_trainer(tutor: TutorArguments, sft: TutorSFTConfig, train_records: lis
 
     from tutor_algoritmos.cpu_fast_path import TutorSFTTrainer, speed_up_lora_on_cpu
 
+    # With {% generation %} markers TRL labels every answer; the text is the original template's
+    tokenizer.chat_template = training_chat_template(tokenizer)
     model = load_base(tutor, precision)
     targets = resolve_targets(model, tutor.target_list)
     peft_config = LoraConfig(task_type="CAUSAL_LM", r=tutor.lora_r, lora_alpha=tutor.lora_alpha,
@@ -109,8 +112,8 @@ def build_trainer(tutor: TutorArguments, sft: TutorSFTConfig, train_records: lis
     trainer_class = TutorSFTTrainer if tutor.cpu_fast_path else SFTTrainer
     trainer = trainer_class(
         model=model, args=sft, processing_class=tokenizer, peft_config=peft_config,
-        train_dataset=Dataset.from_list([to_prompt_completion(r) for r in train_records]),
-        eval_dataset=Dataset.from_list([to_prompt_completion(r) for r in eval_records]) if eval_records else None,
+        train_dataset=Dataset.from_list([to_conversation(r) for r in train_records]),
+        eval_dataset=Dataset.from_list([to_conversation(r) for r in eval_records]) if eval_records else None,
     )
     check_coverage(trainer.model, targets)
     if precision.device == "cpu" and tutor.cpu_fast_path:
@@ -141,8 +144,9 @@ def prepare(tutor: TutorArguments, sft: TutorSFTConfig):
 def train(tutor: TutorArguments, sft: TutorSFTConfig) -> Path:
     records, tokenizer, precision, total_params = prepare(tutor, sft)
     train_records, eval_records = split_by_topic(records, tutor.eval_fraction)
-    logger.info("%d examples: %d train, %d held out (%.0f%%, stratified by topic)", len(records),
-                len(train_records), len(eval_records), 100 * tutor.eval_fraction)
+    logger.info("%d examples: %d train (%s), %d held out (%s; %.0f%%, stratified by topic)", len(records),
+                len(train_records), count_by_kind(train_records), len(eval_records),
+                count_by_kind(eval_records) or "none", 100 * tutor.eval_fraction)
     out = Path(sft.output_dir)
     partial = out.with_name(out.name + ".partial")
     fingerprint = run_fingerprint(tutor, sft, Path(tutor.data))
