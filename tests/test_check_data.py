@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -174,11 +175,32 @@ def test_question_types():
     assert question_type("¿Qué es la memoización?") == "concepto"
 
 
+# The floor of each tutoring move in the shipped file (the tutoring-lessons issue): (rows, topics).
+KIND_FLOOR = {"feedback-code": (60, 30), "feedback-reasoning": (30, 1), "hint": (25, 1), "dialogue": (60, 1),
+              "short": (25, 1), "ask-for-code": (10, 1)}
+
+
 def test_shipped_dataset_meets_the_curriculum_floor(tiny_model):
     # The tiny model carries Phi-3.5's real tokenizer, so token lengths are the real ones.
     records, problems = check(ROOT / "algoritmos_fixed.jsonl", tokenizer=str(tiny_model), max_length=2048)
     assert [p.format(ROOT / "algoritmos_fixed.jsonl") for p in problems] == []
-    tags = Counter(r.topic for r in records)
-    assert len(records) >= 300 and len(tags) >= 40 and min(tags.values()) >= 5
-    assert set(Counter(question_type(r.question) for r in records if r.kind == "lesson")) == \
-        {"traza", "depuración", "comparación", "complejidad", "cuándo usar", "código", "concepto"}
+    topics = Counter(r.topic for r in records)
+    assert len(records) >= 560 and len(topics) >= 40 and min(topics.values()) >= 5
+    # every question type a lesson covers (debugging questions are feedback-code rows now)
+    assert set(Counter(question_type(r.question) for r in records if r.kind == "lesson")) >= \
+        {"traza", "comparación", "complejidad", "cuándo usar", "código", "concepto"}
+    for kind, (rows, kind_topics) in KIND_FLOOR.items():
+        of_kind = [r for r in records if r.kind == kind]
+        assert len(of_kind) >= rows and len({r.topic for r in of_kind}) >= kind_topics, kind
+    assert all(2 <= len(r.student_turns) <= 4 for r in records if r.kind == "dialogue")
+
+
+def test_no_answer_guesses_code_it_was_not_shown():
+    # Feedback is on the student's own code: a "why does my code fail" row shows it, and no answer
+    # invents it ("Seguramente se parece a esto", "Apuesto a que...").
+    records, _ = check(ROOT / "algoritmos_fixed.jsonl", execute=False)
+    for r in records:
+        for answer in r.answers:
+            assert not re.search(r"seguramente (tu código|tu función|se parece)|apuesto a que|casi seguro que", answer, re.I), r.line
+        if r.question.lower().startswith(("¿por qué mi", "por que mi")):
+            assert r.kind == "feedback-code" and "```python" in r.question, r.line
