@@ -10,6 +10,8 @@ OUTTYPE ?= f16
 QUANT ?= Q4_K_M
 MODEL_NAME ?= tutor-algoritmos
 LLAMA_CPP_DIR ?= llama.cpp
+# fixtures, benchmarks' models and the download cache (build/downloads, kept by `make clean`)
+BUILD ?= build
 TRAIN_ARGS ?=
 # make train NPROC=N: N processes under accelerate launch (DDP; one per GPU). ACCELERATE_ARGS adds
 # launcher flags, e.g. --config_file configs/fsdp.yaml for models too big for one GPU.
@@ -41,7 +43,7 @@ DEPS_STAMP := $(VENV)/.requirements-installed
 TRAIN_LAUNCHER := $(if $(filter-out 1,$(NPROC)),$(PYTHON) -m accelerate.commands.launch \
 	$(if $(findstring --config_file,$(ACCELERATE_ARGS)),,--multi_gpu) --num_processes $(NPROC) $(ACCELERATE_ARGS),$(PYTHON))
 CONVERTER := $(LLAMA_CPP_DIR)/convert_hf_to_gguf.py
-TINY_MODEL := build/tiny-phi3/config.json
+TINY_MODEL := $(BUILD)/tiny-phi3/config.json
 DATA_STAMP := $(OUT)/.data-checked
 ADAPTER := $(OUT)/adapter/adapter_model.safetensors
 MERGED := $(OUT)/merged/config.json
@@ -54,16 +56,35 @@ REPORT := $(OUT)/report.md
 DEMO_BASE := $(DEMO_OUT)/base
 PKG := tutor_algoritmos
 
-# Variables a step depends on are kept in $(OUT)/.vars/; a file changes only when its value does,
-# so e.g. a new BASE_MODEL retrains while an unchanged one keeps the adapter.
-remember = $(shell mkdir -p $(OUT)/.vars && f=$(OUT)/.vars/$(1) && \
-	if [ ! -f $$f ] || [ "$$(cat $$f)" != '$(2)' ]; then printf '%s' '$(2)' > $$f; fi; echo $(OUT)/.vars/$(1))
-ifneq ($(filter check-data train merge gguf quantize modelfile ollama eval chat all $(OUT)/%,$(MAKECMDGOALS)),)
-VAR_BASE := $(call remember,base_model,$(BASE_MODEL))
-VAR_TRAIN := $(call remember,train_args,$(TRAIN_ARGS))
-VAR_OUTTYPE := $(call remember,outtype,$(OUTTYPE))
-VAR_NAME := $(call remember,model_name,$(MODEL_NAME))
-endif
+# The variables a step depends on are remembered in $(OUT)/.vars/, one file each, so an output
+# folder knows how it was built:
+# - a variable not set on the command line takes the value its folder remembers, so
+#   `make chat OUT=out/demo` chats with the demo as built (its BASE_MODEL, DATA and TRAIN_ARGS);
+# - one set to a new value gets its file rewritten, so make redoes exactly the steps that use it.
+# Only recipes write those files, never the parsing of this Makefile: `make -n` and `make -q`
+# change nothing. (A value must not contain a single quote: the recipe writes it with printf.)
+REMEMBERED := BASE_MODEL:base_model DATA:data TRAIN_ARGS:train_args OUTTYPE:outtype MODEL_NAME:model_name
+var_file = $(OUT)/.vars/$(1)
+explicit = $(filter command line environment%,$(origin $(1)))
+same_text = $(and $(findstring x$(1)x,x$(2)x),$(findstring x$(2)x,x$(1)x))
+# $(call recall,VARIABLE,file): take the remembered value unless the user gave one
+recall = $(if $(or $(call explicit,$(1)),$(if $(wildcard $(call var_file,$(2))),,none)),,\
+	$(eval $(1) := $$(file < $(call var_file,$(2)))))
+# $(call changed,file,value): non-empty when the folder has no record of value
+changed = $(if $(wildcard $(call var_file,$(1))),$(if $(call same_text,$(file < $(call var_file,$(1))),$(2)),,yes),yes)
+define remember_rule
+$(call var_file,$(2)): $(if $(call changed,$(2),$($(1))),FORCE)
+	@mkdir -p $$(@D) && printf '%s' '$$($(1))' > $$@
+endef
+$(foreach pair,$(REMEMBERED),$(eval $(call recall,$(firstword $(subst :, ,$(pair))),$(lastword $(subst :, ,$(pair))))))
+$(foreach pair,$(REMEMBERED),$(eval $(call remember_rule,$(firstword $(subst :, ,$(pair))),$(lastword $(subst :, ,$(pair))))))
+VAR_BASE := $(call var_file,base_model)
+VAR_DATA := $(call var_file,data)
+VAR_TRAIN := $(call var_file,train_args)
+VAR_OUTTYPE := $(call var_file,outtype)
+VAR_NAME := $(call var_file,model_name)
+.PHONY: FORCE
+FORCE:
 
 ## help: list targets and variables (default)
 .PHONY: help
@@ -73,7 +94,7 @@ help:
 	@grep -E '^## ' $(MAKEFILE_LIST) | sed -e 's/^## /  /'
 	@echo
 	@echo "Variables (current value):"
-	@$(foreach v,PYTHON BASE_MODEL DATA OUT OUTTYPE QUANT MODEL_NAME LLAMA_CPP_DIR TRAIN_ARGS NPROC ACCELERATE_ARGS \
+	@$(foreach v,PYTHON BASE_MODEL DATA OUT BUILD OUTTYPE QUANT MODEL_NAME LLAMA_CPP_DIR TRAIN_ARGS NPROC ACCELERATE_ARGS \
 		LLAMA_CMAKE_ARGS BENCH_ARGS \
 		EVAL_DATA EVAL_ARGS DEMO_OUT DEMO_TRAIN_ARGS DEMO_EVAL_ARGS,\
 		printf '  %-17s %s\n' '$(v)' '$($(v))';)
@@ -98,7 +119,7 @@ $(CONVERTER): | $(DEPS_STAMP)
 .PHONY: tiny-model
 tiny-model: $(TINY_MODEL)
 $(TINY_MODEL): $(PKG)/tiny_phi3.py $(PKG)/phi3_tokenizer.py | $(CONVERTER)
-	$(PYTHON) -m $(PKG).tiny_phi3 --vocab-gguf $(LLAMA_CPP_DIR)/models/ggml-vocab-phi-3.gguf --out build/tiny-phi3
+	$(PYTHON) -m $(PKG).tiny_phi3 --vocab-gguf $(LLAMA_CPP_DIR)/models/ggml-vocab-phi-3.gguf --out $(BUILD)/tiny-phi3
 
 ## preflight: can this machine fine-tune BASE_MODEL? (GPU, hub access; seconds)
 .PHONY: preflight
@@ -108,8 +129,10 @@ preflight: | $(DEPS_STAMP)
 ## check-data: validate DATA (structure, runnable examples, analogies, duplicates)
 .PHONY: check-data
 check-data: $(DATA_STAMP)
-$(DATA_STAMP): $(DATA) $(PKG)/check_data.py $(PKG)/dataset.py $(PKG)/sandbox.py $(VAR_BASE) | $(DEPS_STAMP)
-	$(PYTHON) -m $(PKG).check_data $(DATA) --tokenizer $(BASE_MODEL)
+$(DATA_STAMP): $(DATA) $(PKG)/check_data.py $(PKG)/dataset.py $(PKG)/sandbox.py $(PKG)/recipe.py \
+		$(VAR_BASE) $(VAR_DATA) $(VAR_TRAIN) | $(DEPS_STAMP) $(CONVERTER)
+	$(PYTHON) -m $(PKG).check_data $(DATA) --tokenizer $(BASE_MODEL) --train-args '$(TRAIN_ARGS)' \
+		--llama-cpp-dir $(LLAMA_CPP_DIR)
 	@mkdir -p $(@D) && touch $@
 
 ## train: LoRA fine-tune -> OUT/adapter/ (extra flags: TRAIN_ARGS="--max_steps 2")
@@ -211,7 +234,8 @@ test: $(DEPS_STAMP) $(CONVERTER) $(TINY_MODEL)
 	$(VENV)/bin/ruff check .
 	$(PYTHON) -m pytest -q tests
 
-## clean: remove OUT and build/ (keeps .venv and llama.cpp)
+## clean: remove OUT and BUILD (keeps .venv, llama.cpp and the download cache BUILD/downloads)
 .PHONY: clean
 clean:
-	rm -rf $(OUT) build
+	rm -rf $(OUT)
+	@if [ -d $(BUILD) ]; then find $(BUILD) -mindepth 1 -maxdepth 1 ! -name downloads -exec rm -rf {} +; fi

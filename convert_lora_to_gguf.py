@@ -16,28 +16,25 @@ of reach.
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 from tutor_algoritmos.errors import run_cli
 from tutor_algoritmos.gguf_tools import OUTTYPES, QUANT_TYPES
 
-logger = logging.getLogger("tutor")
-
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--verbose", action="store_true", help="log debug messages")
-    parser.add_argument("--dry-run", action="store_true", help="check the inputs and stop before writing")
+    dry_run = argparse.ArgumentParser(add_help=False)
+    dry_run.add_argument("--dry-run", action="store_true", help="check the inputs and stop before writing")
     steps = parser.add_subparsers(dest="step", required=True)
 
-    merge = steps.add_parser("merge", help="fold the adapter into the base (16-bit safetensors)")
+    merge = steps.add_parser("merge", parents=[dry_run], help="fold the adapter into the base (16-bit safetensors)")
     merge.add_argument("--base", required=True, help="hub id or folder of the base model")
     merge.add_argument("--adapter", type=Path, required=True, help="folder written by train_lora.py")
     merge.add_argument("--out", type=Path, required=True, help="merged model folder to write")
 
-    convert = steps.add_parser("convert", help="merged folder -> GGUF with convert_hf_to_gguf.py")
+    convert = steps.add_parser("convert", parents=[dry_run], help="merged folder -> GGUF with convert_hf_to_gguf.py")
     convert.add_argument("--merged", type=Path, required=True)
     convert.add_argument("--outfile", type=Path, required=True)
     convert.add_argument("--outtype", choices=OUTTYPES, default="f16",
@@ -45,7 +42,7 @@ def parse_args() -> argparse.Namespace:
     convert.add_argument("--llama-cpp-dir", type=Path, default=Path("llama.cpp"))
     convert.add_argument("--model-name", default="tutor-algoritmos", help="GGUF general.name")
 
-    quant = steps.add_parser("quantize", help="GGUF -> quantized GGUF with llama.cpp")
+    quant = steps.add_parser("quantize", parents=[dry_run], help="GGUF -> quantized GGUF with llama.cpp")
     quant.add_argument("--gguf", type=Path, required=True)
     quant.add_argument("--quant", choices=QUANT_TYPES, default="Q4_K_M")
     quant.add_argument("--outfile", type=Path, required=True)
@@ -54,8 +51,6 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if args.verbose:
-        logging.getLogger().setLevel(logging.DEBUG)
     if args.step == "merge":
         from tutor_algoritmos.merge import check_adapter_matches_base, merge, read_adapter_config
 
@@ -66,13 +61,11 @@ def main() -> None:
     elif args.step == "convert":
         from tutor_algoritmos.conversion import convert_to_gguf
 
-        if not args.dry_run:
-            convert_to_gguf(args.merged, args.outfile, args.outtype, args.llama_cpp_dir, args.model_name)
+        convert_to_gguf(args.merged, args.outfile, args.outtype, args.llama_cpp_dir, args.model_name, args.dry_run)
     else:
         from tutor_algoritmos.conversion import quantize_gguf
 
-        if not args.dry_run:
-            quantize_gguf(args.gguf, args.outfile, args.quant)
+        quantize_gguf(args.gguf, args.outfile, args.quant, args.dry_run)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,26 @@
-"""Shared fixtures: the tiny Phi-3.5 model and the Phi-3.5 config, built in-process, offline."""
+"""Shared fixtures: the tiny Phi-3.5 model and the Phi-3.5 config, built in-process, offline.
+
+The tests are hermetic: before anything imports huggingface_hub, HF_HOME points at an empty
+folder of this session and HF_HUB_OFFLINE=1, for this process and every command it starts. A
+user's own cache (which holds Phi-3.5 after `make all`) never changes what a test sees.
+"""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+
+_HF_HOME = tempfile.mkdtemp(prefix="tutor-tests-hf-home-")
+atexit.register(shutil.rmtree, _HF_HOME, ignore_errors=True)
+os.environ.update(HF_HOME=_HF_HOME, HF_HUB_OFFLINE="1")
+os.environ.pop("HF_HUB_CACHE", None)
+os.environ.pop("TRANSFORMERS_CACHE", None)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -199,8 +199,9 @@ def test_no_answer_guesses_code_it_was_not_shown():
     # Feedback is on the student's own code: a "why does my code fail" row shows it, and no answer
     # invents it ("Seguramente se parece a esto", "Apuesto a que...").
     records, _ = check(ROOT / "algoritmos_fixed.jsonl", execute=False)
+    guess = re.compile(r"seguramente (tu código|tu función|se parece)|apuesto a que|casi seguro que", re.I)
     for r in records:
         for answer in r.answers:
-            assert not re.search(r"seguramente (tu código|tu función|se parece)|apuesto a que|casi seguro que", answer, re.I), r.line
+            assert not guess.search(answer), r.line
         if r.question.lower().startswith(("¿por qué mi", "por que mi")):
             assert r.kind == "feedback-code" and "```python" in r.question, r.line

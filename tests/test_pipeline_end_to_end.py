@@ -69,10 +69,48 @@ def test_outputs_exist_and_make_considers_them_done(pipeline):
     assert query.returncode == 0  # nothing to redo
 
 
-def test_changed_variable_redoes_only_its_steps(pipeline):
+def bare_make(out, *args):
+    """make with only OUT: the folder supplies BASE_MODEL, DATA and TRAIN_ARGS it remembers."""
+    return subprocess.run(["make", *args, f"PYTHON={sys.executable}", f"OUT={out}", f"LLAMA_CPP_DIR={LLAMA_CPP_DIR}"],
+                          cwd=ROOT, capture_output=True, text=True)
+
+
+def test_changed_variable_redoes_only_its_steps_and_make_n_changes_nothing(pipeline):
+    vars_before = {p.name: (p.read_text(), p.stat().st_mtime_ns) for p in (pipeline / ".vars").iterdir()}
     dry = make(pipeline, "-n", "gguf", extra=["OUTTYPE=f32"])
     assert "convert_lora_to_gguf.py convert" in dry.stdout and "train_lora.py" not in dry.stdout
-    make(pipeline, "-n", "gguf")  # put the remembered OUTTYPE back to f16
+    assert {p.name: (p.read_text(), p.stat().st_mtime_ns) for p in (pipeline / ".vars").iterdir()} == vars_before
+    assert bare_make(pipeline, "-q", *MAKE_GOALS).returncode == 0
+
+
+def test_the_folder_remembers_how_it_was_built(pipeline):
+    # what `make demo` tells the user to run next: no BASE_MODEL, no TRAIN_ARGS, and nothing rebuilt
+    dry = bare_make(pipeline, "-n", "chat")
+    assert dry.returncode == 0 and dry.stdout.splitlines() == \
+        [f"{sys.executable} -m tutor_algoritmos.chat {pipeline}/Modelfile"]
+    # a step another target runs (make bench builds base.gguf without TRAIN_ARGS) invalidates nothing
+    base = bare_make(pipeline, f"{pipeline}/base.gguf", "OUTTYPE=f16", "QUANT=Q4_K_M")
+    assert base.returncode == 0, base.stderr[-2000:]
+    assert (pipeline / ".vars" / "train_args").read_text() == "--max_steps 2"
+    assert bare_make(pipeline, "-q", *MAKE_GOALS).returncode == 0
+
+
+def test_dry_run_checks_the_inputs_and_writes_nothing(pipeline, tmp_path):
+    convert = [sys.executable, "convert_lora_to_gguf.py", "convert", "--dry-run", "--llama-cpp-dir", str(LLAMA_CPP_DIR)]
+    ok = subprocess.run([*convert, "--merged", str(pipeline / "merged"), "--outfile", str(tmp_path / "x.gguf")],
+                        cwd=ROOT, capture_output=True, text=True)
+    assert ok.returncode == 0 and "dry run" in ok.stderr and "phi3" in ok.stderr
+    bad = subprocess.run([*convert, "--merged", str(tmp_path), "--outfile", str(tmp_path / "x.gguf")],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 1 and "is not a model folder" in bad.stderr and "Traceback" not in bad.stderr
+    quantize = [sys.executable, "convert_lora_to_gguf.py", "quantize", "--dry-run",
+                "--outfile", str(tmp_path / "q.gguf")]
+    ok = subprocess.run([*quantize, "--gguf", str(pipeline / "tutor_algoritmos.gguf")], cwd=ROOT,
+                        capture_output=True, text=True)
+    (tmp_path / "fake.gguf").write_bytes(b"not a gguf")
+    bad = subprocess.run([*quantize, "--gguf", str(tmp_path / "fake.gguf")], cwd=ROOT, capture_output=True, text=True)
+    assert ok.returncode == 0 and bad.returncode == 1 and "is not a readable GGUF" in bad.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fake.gguf"]
 
 
 def test_gguf_metadata(pipeline):
@@ -156,11 +194,3 @@ def test_chat_forgets_old_exchanges_with_a_notice_and_resets(pipeline):
     assert notices[-1].startswith("(la pregunta es demasiado larga")
 
 
-def test_a_fresh_out_with_empty_train_args_plans_the_whole_chain(tmp_path):
-    # an empty variable must still get its .vars file, or make finds no rule for it
-    result = subprocess.run(["make", "-n", "train", f"PYTHON={sys.executable}", "BASE_MODEL=build/tiny-phi3",
-                             f"OUT={tmp_path}", "TRAIN_ARGS="], cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert (tmp_path / ".vars" / "train_args").read_text() == ""
-    assert f"train_lora.py --base_model build/tiny-phi3 --data algoritmos_fixed.jsonl --output_dir {tmp_path}/adapter" \
-        in result.stdout

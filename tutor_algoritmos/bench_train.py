@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tutor_algoritmos import recipe
+
 logger = logging.getLogger("tutor")
 
 # name -> (what it is, extra train_lora.py flags on top of the hardware's default profile)
@@ -33,7 +35,7 @@ PROFILES = {
                      ["--gradient_accumulation_steps", "1", "--packing", "true", "--max_length", "10240"]),
     "checkpointing": ("default profile + activation checkpointing", ["--activation_checkpointing", "true"]),
 }
-SEQUENCES_PER_STEP = 8
+SEQUENCES_PER_STEP = recipe.BATCH_SIZE * recipe.GRADIENT_ACCUMULATION
 
 
 def seed_trainer(base: str, records, output_dir: str):
@@ -49,13 +51,15 @@ def seed_trainer(base: str, records, output_dir: str):
     from tutor_algoritmos.lora_targets import DOCUMENTED_TARGETS, resolve_targets
 
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    args = SFTConfig(output_dir=output_dir, per_device_train_batch_size=1, gradient_accumulation_steps=8,
-                     learning_rate=2e-4, num_train_epochs=1, max_length=2048, seed=42, bf16=False,
+    args = SFTConfig(output_dir=output_dir, per_device_train_batch_size=recipe.BATCH_SIZE,
+                     gradient_accumulation_steps=recipe.GRADIENT_ACCUMULATION, learning_rate=recipe.LEARNING_RATE,
+                     num_train_epochs=1, max_length=recipe.MAX_LENGTH, seed=recipe.SEED, bf16=False,
                      use_cpu=not torch.cuda.is_available(), save_strategy="no", report_to="none", logging_steps=1,
                      assistant_only_loss=True)
     # resolved like train_lora.py's, so both runs adapt the same modules (on Phi-3 the list as
     # written would match only o_proj and down_proj)
-    peft = LoraConfig(task_type="CAUSAL_LM", r=16, lora_alpha=32, lora_dropout=0.05,
+    peft = LoraConfig(task_type="CAUSAL_LM", r=recipe.LORA_R, lora_alpha=recipe.LORA_ALPHA,
+                      lora_dropout=recipe.LORA_DROPOUT,
                       target_modules=resolve_targets(model, list(DOCUMENTED_TARGETS)))
     tokenizer = AutoTokenizer.from_pretrained(base)
     tokenizer.chat_template = training_chat_template(tokenizer)  # every tutor turn labelled, as in training
@@ -81,7 +85,7 @@ def tutor_trainer(base: str, data: str, records, output_dir: str, extra: list[st
 def run(profile: str, base: str, data: str, sequences: int) -> dict:
     from tutor_algoritmos.dataset import load_records, split_by_topic
 
-    train_records, _ = split_by_topic(load_records(Path(data)), 0.1)
+    train_records, _ = split_by_topic(load_records(Path(data)), recipe.EVAL_FRACTION)
     records = train_records[:sequences]
     with tempfile.TemporaryDirectory(prefix="bench-") as output_dir:
         extra = PROFILES[profile][1]

@@ -28,6 +28,8 @@ from difflib import SequenceMatcher
 from pathlib import Path
 
 from tutor_algoritmos.dataset import KINDS, Problem, Record, read_jsonl, too_long
+from tutor_algoritmos.errors import UserError, run_cli
+from tutor_algoritmos.recipe import MAX_LENGTH, max_length_of
 from tutor_algoritmos.sandbox import CPU_SECONDS, WALL_SECONDS, run_python
 
 PYTHON_BLOCK = re.compile(r"```python[ \t]*\r?\n(.*?)```", re.S)
@@ -145,23 +147,57 @@ def execution_problems(records: list[Record], workers: int, cpu_seconds: int) ->
     return problems
 
 
-def length_problems(records: list[Record], tokenizer_name: str, max_length: int) -> list[Problem]:
+# Without the base model's tokenizer, a row is certainly over max_length when its characters
+# exceed this many per allowed token: no tokenizer we know packs Spanish prose and Python that
+# tight (this dataset's rows measure at most 2.4 characters per token with Phi-3.5's tokenizer and
+# 2.2 with SmolLM2's, system prompt included). Rows below the bound may still be over;
+# train_lora.py measures them exactly before loading the model.
+SAFE_CHARS_PER_TOKEN = 6
+
+
+def offline_tokenizer(name: str, llama_cpp_dir: Path | None):
+    """The tokenizer to measure with: the model's own, or Phi-3.5's rebuilt from llama.cpp's vocabulary."""
+    import tempfile
+
     from transformers import AutoTokenizer
 
+    from tutor_algoritmos import recipe
     from tutor_algoritmos.hardware import loadable_offline_or_online
 
-    if not loadable_offline_or_online(tokenizer_name):  # a hub id with no network and no cache
-        print(f"note: token lengths not checked, tokenizer {tokenizer_name} is not available offline; "
-              "train_lora.py checks them before loading the model", file=sys.stderr)
-        return []
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_name, trust_remote_code=False)
+    if loadable_offline_or_online(name):
+        try:
+            return AutoTokenizer.from_pretrained(name, trust_remote_code=False)
+        except (OSError, ValueError) as err:
+            raise UserError(f"cannot load the tokenizer of {name} ({type(err).__name__}: {str(err)[:200]}) — "
+                            "point BASE_MODEL at a model folder with its tokenizer files") from None
+    vocab = llama_cpp_dir / "models" / "ggml-vocab-phi-3.gguf" if llama_cpp_dir else None
+    if name == recipe.BASE_MODEL and vocab and vocab.is_file():
+        from tutor_algoritmos.phi3_tokenizer import write_phi3_tokenizer
+
+        with tempfile.TemporaryDirectory(prefix="phi35-tokenizer-") as folder:
+            write_phi3_tokenizer(vocab, Path(folder))  # byte for byte the real one (test_phi3_tokenizer)
+            return AutoTokenizer.from_pretrained(folder)
+    return None
+
+
+def length_problems(records: list[Record], tokenizer_name: str, max_length: int,
+                    llama_cpp_dir: Path | None = None) -> list[Problem]:
+    fix = "shorten the row (or raise --max_length in TRAIN_ARGS, which check-data follows)"
+    tokenizer = offline_tokenizer(tokenizer_name, llama_cpp_dir)
+    if tokenizer is None:
+        print(f"note: tokenizer {tokenizer_name} is not available offline; token lengths are bounded by "
+              f"characters (> {SAFE_CHARS_PER_TOKEN} per token is certainly too long) and measured exactly "
+              "by train_lora.py", file=sys.stderr)
+        return [Problem(r.line, f"{chars} characters, certainly over max_length {max_length} tokens", fix)
+                for r in records
+                if (chars := sum(len(m["content"]) for m in r.messages)) > SAFE_CHARS_PER_TOKEN * max_length]
     return [Problem(r.line, f"{n} tokens with the system prompt and chat template, over max_length {max_length}",
-                    "shorten the answer (or raise --max_length for training)")
-            for r, n in too_long(records, tokenizer, max_length)]
+                    fix) for r, n in too_long(records, tokenizer, max_length)]
 
 
-def check(path: Path, execute: bool = True, tokenizer: str | None = None, max_length: int = 2048,
-          workers: int = 2, cpu_seconds: int = CPU_SECONDS) -> tuple[list[Record], list[Problem]]:
+def check(path: Path, execute: bool = True, tokenizer: str | None = None, max_length: int = MAX_LENGTH,
+          workers: int = 2, cpu_seconds: int = CPU_SECONDS,
+          llama_cpp_dir: Path | None = None) -> tuple[list[Record], list[Problem]]:
     records, problems = read_jsonl(path)
     for record in records:
         problems += content_problems(record)
@@ -169,7 +205,7 @@ def check(path: Path, execute: bool = True, tokenizer: str | None = None, max_le
     if execute:
         problems += execution_problems(records, workers, cpu_seconds)
     if tokenizer:
-        problems += length_problems(records, tokenizer, max_length)
+        problems += length_problems(records, tokenizer, max_length, llama_cpp_dir)
     return records, sorted(problems, key=lambda p: p.line)
 
 
@@ -190,16 +226,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("data", type=Path, help="the JSONL file to check")
     parser.add_argument("--no-exec", action="store_true", help="do not run the python examples")
     parser.add_argument("--tokenizer", help="model folder or hub id whose tokenizer measures length")
-    parser.add_argument("--max-length", type=int, default=2048, help="token limit (train's --max_length)")
+    parser.add_argument("--max-length", type=int, help="token limit (default: the one --train-args sets)")
+    parser.add_argument("--train-args", default="", help="the run's TRAIN_ARGS, for its --max_length")
+    parser.add_argument("--llama-cpp-dir", type=Path, help="for Phi-3.5's tokenizer when the hub is out of reach")
     parser.add_argument("--workers", type=int, default=2, help="examples run in parallel")
     parser.add_argument("--cpu-seconds", type=int, default=CPU_SECONDS, help="CPU limit per example")
     parser.add_argument("--quiet", action="store_true", help="print problems only, no summary")
     args = parser.parse_args(argv)
     if not args.data.is_file():
-        print(f"{args.data}: no such file — pass an existing JSONL file (DATA=... in make)", file=sys.stderr)
-        return 1
-    records, problems = check(args.data, not args.no_exec, args.tokenizer, args.max_length, args.workers,
-                              args.cpu_seconds)
+        raise UserError(f"{args.data}: no such file — pass an existing JSONL file (DATA=... in make)")
+    max_length = args.max_length or max_length_of(args.train_args)
+    records, problems = check(args.data, not args.no_exec, args.tokenizer, max_length, args.workers,
+                              args.cpu_seconds, args.llama_cpp_dir)
     if not args.quiet:
         print(summary(records))
     for problem in problems:
@@ -212,4 +250,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(lambda: sys.exit(main()))

@@ -39,7 +39,9 @@ def local_model_folder(model: Path) -> Path:
     return Path(snapshot_download(str(model), allow_patterns=["*.json", "*.safetensors", "*.model", "*.jinja"]))
 
 
-def convert_to_gguf(merged: Path, outfile: Path, outtype: str, llama_cpp_dir: Path, name: str) -> Path:
+def convert_to_gguf(merged: Path, outfile: Path, outtype: str, llama_cpp_dir: Path, name: str,
+                    dry_run: bool = False) -> Path:
+    """dry_run: every check on the inputs (folder, tokenizer, chat format, free space), nothing written."""
     if outtype not in OUTTYPES:
         raise UserError(f"unknown OUTTYPE {outtype!r} — choose one of {', '.join(OUTTYPES)}")
     merged = local_model_folder(merged)
@@ -49,11 +51,17 @@ def convert_to_gguf(merged: Path, outfile: Path, outtype: str, llama_cpp_dir: Pa
     if model_type == "phi3" and not (merged / "tokenizer.model").is_file():
         raise UserError(f"{merged} has no tokenizer.model, which llama.cpp's phi3 converter needs — "
                         "re-run `make merge`, which copies it from the base model")
-    converter = ensure_llama_cpp(llama_cpp_dir)
+    model_name = gguf_model_name(merged, name)
     params = folder_size(merged) / 2  # merged weights are 16-bit
     ensure_free_space(outfile.parent, int(params * BYTES_PER_WEIGHT[outtype]), f"the {outtype} GGUF")
+    if dry_run:
+        present = (llama_cpp_dir / "convert_hf_to_gguf.py").is_file()
+        logger.info("dry run: %s (%s) would convert to %s as %s, general.name %r; llama.cpp %s", merged,
+                    model_type, outfile, outtype, model_name,
+                    f"found in {llama_cpp_dir}" if present else f"would be fetched into {llama_cpp_dir}")
+        return outfile
+    converter = ensure_llama_cpp(llama_cpp_dir)
     tmp = temporary_sibling(outfile)
-    model_name = gguf_model_name(merged, name)
     cmd = [sys.executable, str(converter), str(merged), "--outtype", outtype, "--outfile", str(tmp),
            "--model-name", model_name]
     logger.info("converting %s -> %s (%s, general.name %r)", merged, outfile, outtype, model_name)
@@ -67,7 +75,8 @@ def convert_to_gguf(merged: Path, outfile: Path, outtype: str, llama_cpp_dir: Pa
     return outfile
 
 
-def quantize_gguf(src: Path, outfile: Path, quant: str) -> Path:
+def quantize_gguf(src: Path, outfile: Path, quant: str, dry_run: bool = False) -> Path:
+    """dry_run: the source must be a readable GGUF, the type known and the disk big enough; nothing written."""
     if not src.is_file():
         raise UserError(f"{src} does not exist — run `make gguf` first")
     if quant not in QUANT_TYPES:
@@ -75,6 +84,9 @@ def quantize_gguf(src: Path, outfile: Path, quant: str) -> Path:
     read_gguf_info(src)  # a truncated or foreign file stops here, in plain words
     # the source is 16-bit: bytes / 2 = weights
     ensure_free_space(outfile.parent, int(src.stat().st_size / 2 * BITS_PER_WEIGHT[quant] / 8), f"the {quant} GGUF")
+    if dry_run:
+        logger.info("dry run: %s would quantize to %s (%s)", src, outfile, quant)
+        return outfile
     tmp = temporary_sibling(outfile)
     logger.info("quantizing %s -> %s (%s)", src, outfile, quant)
     quantize(src, tmp, quant)

