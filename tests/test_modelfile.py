@@ -3,14 +3,10 @@ TEMPLATE (Go text/template, driven turn by turn as Ollama does) equal to the HF 
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
-import subprocess
 
 import pytest
-from conftest import LLAMA_CPP_DIR, ROOT
+from conftest import CONVERSATIONS, LLAMA_CPP_DIR, ROOT, modelfile_value, ollama_render
 
 from tutor_algoritmos.chat_formats import PHI3
 from tutor_algoritmos.errors import UserError
@@ -19,10 +15,6 @@ from tutor_algoritmos.modelfile_syntax import parse_modelfile
 from tutor_algoritmos.prompts import SYSTEM_PROMPT
 
 MODELFILE = (ROOT / "Modelfile").read_text(encoding="utf-8")
-
-
-def modelfile_value(text: str, command: str) -> str:
-    return dict(parse_modelfile(text))[command.lower()]
 
 
 PHI3_VOCAB = LLAMA_CPP_DIR / "models" / "ggml-vocab-phi-3.gguf"
@@ -71,43 +63,6 @@ def test_stops_and_parameters():
             assert lines[i - 1].startswith("# "), f"no comment above {line}"
     assert modelfile_value(MODELFILE, "SYSTEM") == SYSTEM_PROMPT
     assert MODELFILE.splitlines()[2] == "FROM ./tutor_algoritmos.gguf"
-
-
-@pytest.fixture(scope="module")
-def go_renderer(tmp_path_factory):
-    if shutil.which("go") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Go is required in CI for the template identity test: apt-get install golang-go")
-        pytest.skip("Go not installed: apt-get install golang-go (or https://go.dev/dl) to run this test")
-    binary = tmp_path_factory.mktemp("go") / "ollama_render"
-    env = {**os.environ, "GOFLAGS": "-mod=mod", "GOCACHE": str(binary.parent / "cache"), "GO111MODULE": "on"}
-    subprocess.run(["go", "build", "-o", str(binary), "."], cwd=ROOT / "tests" / "ollama_render", check=True, env=env)
-    return binary
-
-
-def ollama_render(binary, template: str, messages: list[dict]) -> str:
-    request = json.dumps({"template": template, "messages": messages})
-    return subprocess.run([str(binary)], input=request, capture_output=True, text=True, check=True).stdout
-
-
-CONVERSATIONS = {
-    "single turn": [{"role": "user", "content": "¿Qué es la búsqueda binaria?"}],
-    "multi turn": [
-        {"role": "user", "content": "¿Por qué mi BFS no encuentra el camino más corto con pesos?"},
-        {"role": "assistant", "content": "Porque BFS cuenta aristas, no pesos.\n```python\nassert True\n```"},
-        {"role": "user", "content": "¿Y Dijkstra? Dame un ejemplo con \"comillas\" y \\barras\\."},
-    ],
-    # a 4-turn dialogue: three finished exchanges rendered once each, then the pending question
-    "dialogue": [
-        {"role": "user", "content": "no me des la solución: ¿cómo detecto un ciclo en un grafo dirigido?"},
-        {"role": "assistant", "content": "Pista 1: piensa en los colores blanco, gris y negro. ¿Qué significa gris?"},
-        {"role": "user", "content": "que lo estoy visitando?"},
-        {"role": "assistant", "content": "¡Eso es! Y si desde un nodo gris llegas a otro gris, ¿qué encontraste?"},
-        {"role": "user", "content": "un ciclo\n```python\ndef f(g):\n    return {}\n```"},
-        {"role": "assistant", "content": "Exacto.\n\n"},
-        {"role": "user", "content": "gracias!! ¿y en uno no dirigido?"},
-    ],
-}
 
 
 @pytest.mark.parametrize("name", CONVERSATIONS)

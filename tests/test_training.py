@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import DIALOGUE, labelled_runs
 
 from tutor_algoritmos.dataset import Record, to_conversation
 from tutor_algoritmos.prompts import SYSTEM_PROMPT
@@ -15,29 +16,6 @@ RECORDS = [
     Record.lesson(1, "[BFS] - ¿Qué es BFS?", "BFS recorre un grafo por niveles.\n```python\nassert 1 + 1 == 2\n```"),
     Record.lesson(2, "[Pilas] - ¿Cómo funciona una pila?", "Una pila es LIFO: el último que entra sale primero."),
 ]
-# Three student turns, three tutor turns: every answer and its <|end|> must be learned.
-DIALOGUE = Record(3, "Dijkstra", (
-    {"role": "user", "content": "no entiendo dijkstra"},
-    {"role": "assistant", "content": "Dijkstra fija primero el nodo más cercano. ¿Qué nodo sale primero?"},
-    {"role": "user", "content": "el de menor distancia?"},
-    {"role": "assistant", "content": "¡Exacto! Y esa distancia ya no baja si los pesos no son negativos."},
-    {"role": "user", "content": "y con pesos negativos?"},
-    {"role": "assistant", "content": "Entonces usa Bellman-Ford."},
-), "dialogue")
-
-
-def labelled_runs(labels: list[int]) -> list[tuple[int, int]]:
-    """[start, end) of every stretch of labelled (not -100) positions."""
-    runs, start = [], None
-    for i, label in enumerate([*labels, -100]):
-        if label != -100 and start is None:
-            start = i
-        elif label == -100 and start is not None:
-            runs.append((start, i))
-            start = None
-    return runs
-
-
 @pytest.fixture(scope="module")
 def trainer(tiny_model, tmp_path_factory):
     from tutor_algoritmos.hardware import choose_precision
