@@ -184,7 +184,8 @@ ollama-check:
 ## eval: base vs tuned on held-out questions -> OUT/report.md, report.json, loss_curves.png
 .PHONY: eval
 eval: $(REPORT)
-$(REPORT): $(MERGED) $(QUANTIZED) $(BASE_QUANTIZED) $(PKG)/evaluation.py $(EVAL_DATA)
+$(REPORT): $(MERGED) $(QUANTIZED) $(BASE_QUANTIZED) $(PKG)/evaluation.py $(PKG)/eval_report.py \
+		$(PKG)/answer_checks.py $(EVAL_DATA)
 	$(PYTHON) -m $(PKG).evaluation --base $(BASE_MODEL) --tuned $(OUT)/merged --base-gguf $(BASE_QUANTIZED) \
 		--tuned-gguf $(QUANTIZED) --adapter $(OUT)/adapter --data $(DATA) --out $(OUT) \
 		$(if $(EVAL_DATA),--eval-data $(EVAL_DATA)) $(EVAL_ARGS)

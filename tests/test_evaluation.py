@@ -1,35 +1,110 @@
-"""Per-answer scores of make eval, on answers written to pass or fail each check."""
+"""make eval's checks per kind of tutoring move, each on a hand-written good and bad answer, and the
+dataset's own answers as the reference every check must accept."""
 
 from __future__ import annotations
 
-from tutor_algoritmos.evaluation import score_answer, summarize
+from pathlib import Path
 
-GOOD = ("La búsqueda binaria divide el rango a la mitad en cada paso, y por eso es muy rápida cuando la "
-        "lista está ordenada. Es una idea que se usa en muchos problemas de la vida real.\n\n```python\n"
-        "def buscar(xs, x):\n    lo, hi = 0, len(xs)\n    while lo < hi:\n        mid = (lo + hi) // 2\n"
-        "        if xs[mid] < x:\n            lo = mid + 1\n        else:\n            hi = mid\n    return lo\n\n"
-        "assert buscar([1, 3, 5], 5) == 2\n```\n\nAnalogía: buscar una palabra en el diccionario.")
+import pytest
+from conftest import ROOT
 
-
-def test_a_good_answer_passes_every_check():
-    score = score_answer(GOOD, stopped=True)
-    assert score.all_ok, score
+from tutor_algoritmos.answer_checks import KIND_CHECKS, check_answer
+from tutor_algoritmos.dataset import Record, load_records
+from tutor_algoritmos.evaluation import summarize
 
 
-def test_each_check_can_fail():
-    assert not score_answer(GOOD, stopped=False).stopped
-    assert not score_answer(GOOD + "<|user|>", stopped=True).no_role_tokens
-    assert not score_answer(GOOD.replace("Analogía", "Ejemplo"), stopped=True).analogy
-    english = ("Binary search splits the range in half at each step and it is fast for the sorted list "
-               "that is given to the function in this case. " * 3)
-    assert not score_answer(english, stopped=True).spanish
-    broken = GOOD.replace("def buscar(xs, x):", "def buscar(xs, x)")
-    assert (score_answer(broken, True).python_parses, score_answer(broken, True).python_runs) == (False, False)
-    failing = GOOD.replace("== 2", "== 3")
-    assert (score_answer(failing, True).python_parses, score_answer(failing, True).python_runs) == (True, False)
-    assert not score_answer("Sí.", stopped=True).length_ok
+def row(kind: str, *turns: str) -> Record:
+    roles = ("user", "assistant")
+    return Record(1, "Pilas", tuple({"role": roles[i % 2], "content": t} for i, t in enumerate(turns)), kind)
 
 
-def test_summary_rates():
-    rates = summarize([score_answer(GOOD, True), score_answer(GOOD, False)])
-    assert rates["stopped"] == 0.5 and rates["analogy"] == 1.0 and rates["all_checks"] == 0.5
+LESSON = row("lesson", "¿Qué es la búsqueda binaria?", "")
+GOOD_LESSON = ("La búsqueda binaria divide el rango a la mitad en cada paso, y por eso es muy rápida cuando la "
+               "lista está ordenada.\n\n```python\ndef buscar(xs, x):\n    lo, hi = 0, len(xs)\n"
+               "    while lo < hi:\n        mid = (lo + hi) // 2\n        if xs[mid] < x:\n            lo = mid + 1\n"
+               "        else:\n            hi = mid\n    return lo\n\nassert buscar([1, 3, 5], 5) == 2\n```\n\n"
+               "Analogía: buscar una palabra en el diccionario abriéndolo por la mitad.")
+STUDENT_CODE = "mi tope falla con [1, 2]:\n```python\ndef tope(pila):\n    return pila[0]\n```"
+FEEDBACK = row("feedback-code", STUDENT_CODE, "")
+GOOD_FEEDBACK = ("El problema está en `pila[0]`: el tope de la pila es el último elemento que entró, no el "
+                 "primero.\n\n```python\ndef tope(pila):\n    return pila[-1]   # el último\n\n"
+                 "assert tope([1, 2]) == 2\n```")
+HINT = row("hint", "no me des la solución: ¿cómo invierto una cadena con una pila?", "")
+GOOD_HINT = ("Pista 1: una pila devuelve los elementos en el orden contrario al que entraron. Pista 2: ¿qué "
+             "pasa si apilas cada letra y después las desapilas todas?\n\nEscríbeme qué sale con \"hola\" y lo "
+             "revisamos.")
+SHORT = row("short", "¿pop() es O(1)?", "")
+ASK = row("ask-for-code", "mi pila no funciona, me da error", "")
+GOOD_ASK = ("Para ayudarte necesito verlo: ¿me pegas la función completa y el traceback entero? Mientras "
+            "tanto, una causa típica es hacer pop() sobre una pila vacía.")
+
+CASES = {  # kind: (record, good answer, {check: an answer of that kind that fails exactly it})
+    "lesson": (LESSON, GOOD_LESSON, {
+        "python_runs": GOOD_LESSON.replace("== 2", "== 3"),
+        "analogy": GOOD_LESSON.replace("Analogía:", "Ejemplo:"),
+        "spanish": "Binary search halves the range at each step, and it is the fast way for a list that is "
+                   "sorted.\n\n```python\nassert 1 == 1\n```\n\nAnalogía: a dictionary.",
+        "no_role_tokens": GOOD_LESSON + "<|user|>",
+    }),
+    "feedback-code": (FEEDBACK, GOOD_FEEDBACK, {
+        "names_student_code": GOOD_FEEDBACK.replace("`pila[0]`", "ese acceso").replace("def tope(pila)",
+                                                                                         "def cima(p)")
+                                           .replace("pila[-1]", "p[-1]").replace("tope([1, 2])", "cima([1, 2])"),
+        "python_runs": GOOD_FEEDBACK.replace("== 2", "== 1"),
+    }),
+    "hint": (HINT, GOOD_HINT, {
+        "no_solution_code": GOOD_HINT.replace("Escríbeme", "```python\ndef invertir(s):\n    return s[::-1]\n"
+                                                            "assert invertir('ab') == 'ba'\n```\n\nEscríbeme"),
+        "hands_back": GOOD_HINT.replace("\n\nEscríbeme qué sale con \"hola\" y lo revisamos.",
+                                        "\n\nAsí se invierte la cadena."),
+    }),
+    "short": (SHORT, "Sí: `lista.pop()` quita el último elemento en O(1); `pop(0)` es O(n).", {
+        "short_enough": "Sí: `lista.pop()` es O(1) y la lista no se corre. " * 20,
+    }),
+    "ask-for-code": (ASK, GOOD_ASK, {
+        "asks_for_code": "Una causa típica es hacer pop() sobre una pila vacía: revisa eso en tu código.",
+        "no_guessed_code": GOOD_ASK + "\n\nSeguramente es así:\n```python\nassert [].pop() == 1\n```",
+    }),
+}
+
+
+@pytest.mark.parametrize("kind", CASES)
+def test_a_good_answer_of_each_kind_passes_and_each_check_can_fail(kind):
+    record, good, bad = CASES[kind]
+    result = check_answer(good, record, stopped=True)
+    assert set(result) == {"spanish", "no_role_tokens", "stopped", *KIND_CHECKS[kind]} and all(result.values()), result
+    for check, answer in bad.items():
+        failed = [name for name, ok in check_answer(answer, record, stopped=True).items() if not ok]
+        assert failed == [check], (check, failed)
+
+
+def test_a_hint_needs_no_code_and_a_short_answer_no_analogy():
+    assert all(check_answer(GOOD_HINT, HINT).values()) and "analogy" not in check_answer(GOOD_HINT, HINT)
+    assert "python_runs" not in check_answer("Sí, O(1).", SHORT)
+
+
+def test_the_datasets_own_answers_pass_the_checks_of_their_kind():
+    for record in load_records(ROOT / "algoritmos_fixed.jsonl"):
+        failed = [name for name, ok in check_answer(record.answers[-1], record).items() if not ok]
+        assert failed == [], (record.line, record.kind, failed)
+
+
+def test_summary_rates_over_the_answers_a_check_applies_to():
+    rates = summarize([check_answer(GOOD_LESSON, LESSON, True), check_answer(GOOD_HINT, HINT, False)])
+    assert rates["stopped"] == 0.5 and rates["analogy"] == 1.0 and rates["hands_back"] == 1.0
+    assert rates["all_checks"] == 0.5
+
+
+def test_reports_write_every_answer_with_its_checks(tmp_path: Path):
+    from tutor_algoritmos.eval_report import write_answers
+
+    records = [LESSON, HINT]
+    answers = {"base": [(GOOD_LESSON, True), ("corto", False)], "tuned": [(GOOD_LESSON * 2, True), (GOOD_HINT, True)]}
+    checks = {name: [check_answer(t, r, s) for (t, s), r in zip(answers[name], records, strict=True)]
+              for name in answers}
+    write_answers(tmp_path / "answers.md", records, answers, checks)
+    text = (tmp_path / "answers.md").read_text(encoding="utf-8")
+    assert text.count("### base:") == 2 and text.count("### tuned:") == 2
+    assert "✗ stopped" in text and "✓ hands back" in text
+    assert f"<details><summary>{len(GOOD_LESSON * 2):,} characters</summary>" in text  # folded
+    assert not list(tmp_path.glob("*.tmp"))

@@ -27,15 +27,13 @@ from concurrent.futures import ThreadPoolExecutor
 from difflib import SequenceMatcher
 from pathlib import Path
 
+from tutor_algoritmos.answer_checks import PYTHON_BLOCK, SHORT_MAX_CHARS, has_analogy
 from tutor_algoritmos.dataset import KINDS, Problem, Record, read_jsonl, too_long
 from tutor_algoritmos.errors import UserError, run_cli
 from tutor_algoritmos.recipe import MAX_LENGTH, max_length_of
 from tutor_algoritmos.sandbox import CPU_SECONDS, WALL_SECONDS, run_python
 
-PYTHON_BLOCK = re.compile(r"```python[ \t]*\r?\n(.*?)```", re.S)
-ANALOGY = re.compile(r"(^|\n)\s*(\*\*)?Analogía:")
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|\b[A-Z][a-zA-Z]*Error\b")
-SHORT_MAX_CHARS = 700  # a `short` answer: the question's answer and one caveat or tiny example
 # A near duplicate is the same question reworded: the normalised texts are >= 85% alike (difflib)
 # AND no content word was swapped for another (one question's content words contain the other's,
 # or they share >= 80% of them). The second test keeps apart questions that differ in the one word
@@ -79,7 +77,7 @@ def content_problems(record: Record) -> list[Problem]:
             if not PYTHON_BLOCK.search(answer):
                 problems.append(Problem(line, f"{turn} has no ```python block",
                                         "add a runnable example that ends with assert checks"))
-            if not ANALOGY.search(answer):
+            if not has_analogy(answer):
                 problems.append(Problem(line, f"{turn} has no paragraph that starts with 'Analogía:'",
                                         "end the lesson with an everyday analogy introduced by 'Analogía:'"))
     elif record.kind == "feedback-code":

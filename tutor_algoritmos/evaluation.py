@@ -7,22 +7,21 @@
 The held-out split is the one training used (same fraction, same stratified hash order), or every
 line of --eval-data. The loss covers every tutor turn of a held-out row, as training labels them;
 generation answers the last tutor turn of each row with the earlier turns as context. Both are
-reported overall and per kind. Writes report.md, report.json and loss_curves.png into --out.
+reported overall and per kind, and each generated answer gets the checks of its row's kind
+(answer_checks.py). Writes report.md, report.json, answers.md (every answer, base vs tuned, with its
+checks) and loss_curves.png into --out.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import logging
 import math
-import re
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tutor_algoritmos.answer_checks import check_answer
 from tutor_algoritmos.chat_formats import detect_chat_format, training_chat_template
-from tutor_algoritmos.check_data import PYTHON_BLOCK
 from tutor_algoritmos.dataset import (
     KINDS,
     Record,
@@ -32,54 +31,9 @@ from tutor_algoritmos.dataset import (
     to_conversation,
 )
 from tutor_algoritmos.errors import UserError
-from tutor_algoritmos.files import publish, temporary_sibling
-from tutor_algoritmos.sandbox import run_python
+from tutor_algoritmos.eval_report import write_answers, write_report
 
 logger = logging.getLogger("tutor")
-
-# Frequent function words that tell Spanish prose from English prose.
-SPANISH = frozenset("el la los las de del que y en un una es por con para como se su al lo más pero "
-                    "este esta cada cuando donde porque también entonces".split())
-ENGLISH = frozenset("the of and to in is that for it as with this are be by on an which when".split())
-MIN_CHARS, MAX_CHARS = 200, 6000  # the dataset's answers are 1,600-3,000 characters
-
-
-@dataclass
-class AnswerScore:
-    spanish: bool
-    python_parses: bool
-    python_runs: bool
-    analogy: bool
-    stopped: bool  # ended on the end-of-turn token by itself, not at the token limit
-    no_role_tokens: bool
-    length_ok: bool
-
-    @property
-    def all_ok(self) -> bool:
-        return all(asdict(self).values())
-
-
-def score_answer(text: str, stopped: bool) -> AnswerScore:
-    words = re.findall(r"[a-záéíóúñü]+", text.lower())
-    es, en = sum(w in SPANISH for w in words), sum(w in ENGLISH for w in words)
-    blocks = PYTHON_BLOCK.findall(text)
-    parses = False
-    if blocks:
-        try:
-            ast.parse(blocks[0])
-            parses = True
-        except SyntaxError:
-            pass
-    return AnswerScore(
-        spanish=es > 2 * en and es >= 5,
-        python_parses=parses,
-        python_runs=parses and run_python(blocks[0]).ok,
-        analogy="analogía" in text.lower(),
-        stopped=stopped,
-        no_role_tokens=re.search(r"<\|[a-z_]+\|>", text) is None,
-        length_ok=MIN_CHARS <= len(text) <= MAX_CHARS,
-    )
-
 
 def answer_losses(model_dir: Path, records: list[Record]) -> list[tuple[float, int]]:
     """(summed cross-entropy, labelled tokens) of every tutor turn of each row, labelled as in training.
@@ -141,10 +95,11 @@ def held_out(data: Path, eval_data: Path | None, eval_fraction: float) -> list[R
     return evaluation
 
 
-def summarize(scores: list[AnswerScore]) -> dict:
-    fields = list(asdict(scores[0])) if scores else []
-    rates = {f: sum(getattr(s, f) for s in scores) / len(scores) for f in fields}
-    rates["all_checks"] = sum(s.all_ok for s in scores) / len(scores) if scores else 0.0
+def summarize(checks: list[dict[str, bool]]) -> dict[str, float]:
+    """Share of answers passing each check (over the answers it applies to), and all of theirs."""
+    names = list(dict.fromkeys(name for c in checks for name in c))
+    rates = {name: sum(c[name] for c in checks if name in c) / sum(name in c for c in checks) for name in names}
+    rates["all_checks"] = sum(all(c.values()) for c in checks) / len(checks) if checks else 0.0
     return rates
 
 
@@ -152,40 +107,6 @@ def by_kind(records: list[Record]) -> dict[str, list[int]]:
     """Row indices per kind, in KINDS order, for the kinds present."""
     groups = {kind: [i for i, r in enumerate(records) if r.kind == kind] for kind in KINDS}
     return {kind: rows for kind, rows in groups.items() if rows}
-
-
-def write_report(out: Path, results: dict, samples: list[dict]) -> None:
-    rows = [("answer-token loss", "loss"), ("perplexity", "perplexity")]
-    lines = ["# Tutor de Algoritmos: base vs tuned", "",
-             f"{results['n_questions']} held-out rows; generation greedy through llama.cpp "
-             f"({results['gguf_type']}), at most {results['max_tokens']} tokens, for the last tutor turn "
-             f"of {results['n_generated']} of them.", "",
-             "| metric | base | tuned |", "| --- | ---: | ---: |"]
-    for label, key in rows:
-        lines.append(f"| {label} | {results['base'][key]:.3f} | {results['tuned'][key]:.3f} |")
-    lines.append(f"| tuned / base loss | | {results['loss_ratio']:.3f} |")
-    for key in results["base"]["answers"]:
-        lines.append(f"| answers: {key.replace('_', ' ')} | {results['base']['answers'][key]:.0%} | "
-                     f"{results['tuned']['answers'][key]:.0%} |")
-    lines += ["", "## Held-out loss per kind", "", "| kind | rows | base | tuned | tuned / base |",
-              "| --- | ---: | ---: | ---: | ---: |"]
-    for kind, entry in results["per_kind"].items():
-        lines.append(f"| {kind} | {entry['rows']} | {entry['base_loss']:.3f} | {entry['tuned_loss']:.3f} | "
-                     f"{entry['loss_ratio']:.3f} |")
-    lines += ["", "## Sample answers", ""]
-    for sample in samples:
-        lines += [f"### {sample['question']} ({sample['kind']})", "", "| base | tuned |", "| --- | --- |",
-                  f"| {_cell(sample['base'])} | {_cell(sample['tuned'])} |", ""]
-    tmp = temporary_sibling(out / "report.md")
-    tmp.write_text("\n".join(lines), encoding="utf-8")
-    publish(tmp, out / "report.md")
-    tmp = temporary_sibling(out / "report.json")
-    tmp.write_text(json.dumps({**results, "samples": samples}, ensure_ascii=False, indent=2), encoding="utf-8")
-    publish(tmp, out / "report.json")
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", "<br>")
 
 
 def run_eval_fraction(adapter: Path) -> float:
@@ -200,26 +121,30 @@ def evaluate(args: argparse.Namespace) -> dict:
     gen_records = records[: args.generate_limit] if args.generate_limit else records
     results = {"n_questions": len(records), "n_generated": len(gen_records), "max_tokens": args.max_tokens,
                "gguf_type": args.tuned_gguf.name, "eval_fraction": eval_fraction}
-    answers, losses = {}, {}
+    answers, losses, checks = {}, {}, {}
     for name, model_dir, gguf in (("base", args.base, args.base_gguf), ("tuned", args.tuned, args.tuned_gguf)):
         logger.info("%s: answer loss on %d held-out rows", name, len(records))
         losses[name] = answer_losses(model_dir, records)
         logger.info("%s: generating %d answers with %s", name, len(gen_records), gguf)
         answers[name] = generate_answers(gguf, gen_records, args.max_tokens)
-        scores = [score_answer(text, stopped) for text, stopped in answers[name]]
+        checks[name] = [check_answer(text, r, stopped) for (text, stopped), r in zip(answers[name], gen_records,
+                                                                                      strict=True)]
         loss = mean_loss(losses[name])
-        results[name] = {"loss": loss, "perplexity": math.exp(loss), "answers": summarize(scores),
-                         "per_answer": [asdict(s) for s in scores]}
+        results[name] = {"loss": loss, "perplexity": math.exp(loss), "answers": summarize(checks[name]),
+                         "per_answer": checks[name]}
     results["loss_ratio"] = results["tuned"]["loss"] / results["base"]["loss"]
     results["per_kind"] = {}
+    generated = by_kind(gen_records)
     for kind, rows in by_kind(records).items():
         base, tuned = (mean_loss([losses[name][i] for i in rows]) for name in ("base", "tuned"))
-        results["per_kind"][kind] = {"rows": len(rows), "base_loss": base, "tuned_loss": tuned,
-                                     "loss_ratio": tuned / base}
-    samples = [{"question": r.student_turns[-1], "kind": r.kind, "base": answers["base"][i][0],
-                "tuned": answers["tuned"][i][0]} for i, r in enumerate(gen_records[:3])]
+        entry = {"rows": len(rows), "base_loss": base, "tuned_loss": tuned, "loss_ratio": tuned / base,
+                 "generated": len(generated.get(kind, []))}
+        for name in ("base", "tuned"):
+            entry[f"{name}_checks"] = summarize([checks[name][i] for i in generated.get(kind, [])])
+        results["per_kind"][kind] = entry
     args.out.mkdir(parents=True, exist_ok=True)
-    write_report(args.out, results, samples)
+    write_report(args.out, results)
+    write_answers(args.out / "answers.md", gen_records, answers, checks)
     history = args.adapter / "log_history.json"
     if history.is_file():
         from tutor_algoritmos.loss_curve import plot_loss_curve
