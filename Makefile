@@ -29,7 +29,7 @@ EVAL_ARGS ?=
 # make demo: SmolLM2-135M-Instruct (from PyPI, offline) on this CPU; budget measured in README
 DEMO_OUT ?= out/demo
 DEMO_TRAIN_ARGS ?= --max_steps 130 --gradient_accumulation_steps 1 --eval_strategy no
-DEMO_EVAL_ARGS ?= --generate-limit 6 --max-tokens 512
+DEMO_EVAL_ARGS ?= --generate-limit 7 --max-tokens 512
 # make bench: --levers also times each speed lever alone (~8 more minutes)
 BENCH_ARGS ?=
 

@@ -108,3 +108,11 @@ def test_reports_write_every_answer_with_its_checks(tmp_path: Path):
     assert "✗ stopped" in text and "✓ hands back" in text
     assert f"<details><summary>{len(GOOD_LESSON * 2):,} characters</summary>" in text  # folded
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_short_generation_run_sees_every_kind():
+    from tutor_algoritmos.evaluation import spread_over_kinds
+
+    records = [row("lesson", f"¿{i}?", "r") for i in range(5)] + [row("hint", "¿h?", "r"), row("short", "¿s?", "r")]
+    assert [r.kind for r in spread_over_kinds(records, 4)] == ["lesson", "hint", "short", "lesson"]
+    assert spread_over_kinds(records, 100) == [records[0], records[5], records[6], *records[1:5]]

@@ -103,6 +103,15 @@ def summarize(checks: list[dict[str, bool]]) -> dict[str, float]:
     return rates
 
 
+def spread_over_kinds(records: list[Record], limit: int) -> list[Record]:
+    """At most `limit` rows, taken one kind at a time in turn, so a short run still sees every kind."""
+    queues = [[records[i] for i in rows] for rows in by_kind(records).values()]
+    picked = []
+    while len(picked) < limit and any(queues):
+        picked += [q.pop(0) for q in queues if q][: limit - len(picked)]
+    return picked
+
+
 def by_kind(records: list[Record]) -> dict[str, list[int]]:
     """Row indices per kind, in KINDS order, for the kinds present."""
     groups = {kind: [i for i, r in enumerate(records) if r.kind == kind] for kind in KINDS}
@@ -118,7 +127,7 @@ def run_eval_fraction(adapter: Path) -> float:
 def evaluate(args: argparse.Namespace) -> dict:
     eval_fraction = args.eval_fraction if args.eval_fraction is not None else run_eval_fraction(args.adapter)
     records = held_out(args.data, args.eval_data, eval_fraction)
-    gen_records = records[: args.generate_limit] if args.generate_limit else records
+    gen_records = spread_over_kinds(records, args.generate_limit) if args.generate_limit else records
     results = {"n_questions": len(records), "n_generated": len(gen_records), "max_tokens": args.max_tokens,
                "gguf_type": args.tuned_gguf.name, "eval_fraction": eval_fraction}
     answers, losses, checks = {}, {}, {}
