@@ -26,6 +26,10 @@ SMOKE_QUESTION ?= ¿Qué es la búsqueda binaria y cuándo conviene usarla?
 # make eval: held-out split of DATA, or every line of EVAL_DATA; EVAL_ARGS for evaluation.py flags
 EVAL_DATA ?=
 EVAL_ARGS ?=
+# make eval JUDGE_URL=http://localhost:11434/v1 JUDGE_MODEL=qwen2.5:7b-instruct: a judge model scores
+# every generated answer on the tutoring rubric (any OpenAI-compatible server; verdicts are cached)
+JUDGE_URL ?=
+JUDGE_MODEL ?=
 # make demo: SmolLM2-135M-Instruct (from PyPI, offline) on this CPU; budget measured in README
 DEMO_OUT ?= out/demo
 DEMO_TRAIN_ARGS ?= --max_steps 130 --gradient_accumulation_steps 1 --eval_strategy no
@@ -96,7 +100,7 @@ help:
 	@echo "Variables (current value):"
 	@$(foreach v,PYTHON BASE_MODEL DATA OUT BUILD OUTTYPE QUANT MODEL_NAME LLAMA_CPP_DIR TRAIN_ARGS NPROC ACCELERATE_ARGS \
 		LLAMA_CMAKE_ARGS BENCH_ARGS \
-		EVAL_DATA EVAL_ARGS DEMO_OUT DEMO_TRAIN_ARGS DEMO_EVAL_ARGS,\
+		EVAL_DATA EVAL_ARGS JUDGE_URL JUDGE_MODEL DEMO_OUT DEMO_TRAIN_ARGS DEMO_EVAL_ARGS,\
 		printf '  %-17s %s\n' '$(v)' '$($(v))';)
 
 ## deps: create .venv from requirements.txt (redone only when it changes)
@@ -185,10 +189,11 @@ ollama-check:
 .PHONY: eval
 eval: $(REPORT)
 $(REPORT): $(MERGED) $(QUANTIZED) $(BASE_QUANTIZED) $(PKG)/evaluation.py $(PKG)/eval_report.py \
-		$(PKG)/answer_checks.py $(EVAL_DATA)
+		$(PKG)/answer_checks.py $(EVAL_DATA) $(if $(JUDGE_URL),FORCE)
 	$(PYTHON) -m $(PKG).evaluation --base $(BASE_MODEL) --tuned $(OUT)/merged --base-gguf $(BASE_QUANTIZED) \
 		--tuned-gguf $(QUANTIZED) --adapter $(OUT)/adapter --data $(DATA) --out $(OUT) \
-		$(if $(EVAL_DATA),--eval-data $(EVAL_DATA)) $(EVAL_ARGS)
+		$(if $(EVAL_DATA),--eval-data $(EVAL_DATA)) $(if $(JUDGE_URL),--judge-url $(JUDGE_URL) \
+		--judge-model '$(JUDGE_MODEL)') $(EVAL_ARGS)
 $(BASE_GGUF): $(VAR_BASE) $(PKG)/conversion.py | $(CONVERTER)
 	$(PYTHON) convert_lora_to_gguf.py convert --merged $(BASE_MODEL) --outfile $@ --outtype $(OUTTYPE) \
 		--llama-cpp-dir $(LLAMA_CPP_DIR) --model-name "$(MODEL_NAME)-base"

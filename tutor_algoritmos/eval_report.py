@@ -44,8 +44,35 @@ def write_report(out: Path, results: dict) -> None:
         if entry["generated"]:
             lines += ["", f"### {kind} ({entry['generated']} generated)", "", "| check | base | tuned |",
                       "| --- | ---: | ---: |", *_rate_rows(entry["base_checks"], entry["tuned_checks"])]
+    if "judge" in results:
+        lines += judge_section(results["judge"])
     _publish_text(out / "report.md", "\n".join(lines) + "\n")
     _publish_text(out / "report.json", json.dumps(results, ensure_ascii=False, indent=2))
+
+
+def _interval(stat: dict) -> str:
+    return "—" if stat["mean"] is None else f"{stat['mean']:.2f} [{stat['low']:.2f}, {stat['high']:.2f}]"
+
+
+def judge_section(judge: dict) -> list[str]:
+    lines = ["", f"## Judge: {judge['model']} (rubric v{judge['rubric_version']})", "",
+             "Scores per dimension (yes 1, partly 0.5, no 0; n/a left out): mean and 95% bootstrap interval, "
+             "and the share of rows where tuned scores above base (ties count half). No verdict: "
+             f"base {judge['no_verdict']['base']}, tuned {judge['no_verdict']['tuned']}."]
+    for kind, table in judge["kinds"].items():
+        lines += ["", f"### {kind}", "", "| dimension | base | tuned | tuned wins |", "| --- | --- | --- | ---: |"]
+        for key, entry in table.items():
+            wins = "—" if entry["win_rate"] is None else f"{entry['win_rate']:.0%}"
+            lines.append(f"| {key.replace('_', ' ')} | {_interval(entry['base'])} | {_interval(entry['tuned'])} | "
+                         f"{wins} |")
+    return lines
+
+
+def _verdict_line(verdict: dict | None) -> str:
+    if verdict is None:
+        return "judge: no verdict"
+    shown = {0.0: "no", 0.5: "partly", 1.0: "yes"}
+    return "judge: " + ", ".join(f"{key.replace('_', ' ')} {shown[v]}" for key, v in verdict.items() if v is not None)
 
 
 def _checks_line(checks: dict[str, bool]) -> str:
@@ -58,7 +85,7 @@ def _answer_block(text: str) -> list[str]:
     return [f"<details><summary>{len(text):,} characters</summary>", "", text, "", "</details>", ""]
 
 
-def write_answers(path: Path, records: list[Record], answers: dict, checks: dict) -> None:
+def write_answers(path: Path, records: list[Record], answers: dict, checks: dict, verdicts: dict | None = None) -> None:
     lines = ["# Every generated answer, base vs tuned", "",
              "The student's last message, the conversation before it (folded), the dataset's reference answer "
              "(folded), then each model's answer with the checks of the row's kind.", ""]
@@ -72,5 +99,8 @@ def write_answers(path: Path, records: list[Record], answers: dict, checks: dict
         lines += ["<details><summary>Respuesta de referencia</summary>", "", record.answers[-1], "",
                   "</details>", ""]
         for name in ("base", "tuned"):
-            lines += [f"### {name}: {_checks_line(checks[name][i])}", "", *_answer_block(answers[name][i][0])]
+            lines += [f"### {name}: {_checks_line(checks[name][i])}", ""]
+            if verdicts is not None:
+                lines += [f"*{_verdict_line(verdicts[name][i])}*", ""]
+            lines += _answer_block(answers[name][i][0])
     _publish_text(path, "\n".join(lines))

@@ -151,9 +151,17 @@ def evaluate(args: argparse.Namespace) -> dict:
         for name in ("base", "tuned"):
             entry[f"{name}_checks"] = summarize([checks[name][i] for i in generated.get(kind, [])])
         results["per_kind"][kind] = entry
+    verdicts = None
+    if args.judge_url:
+        from tutor_algoritmos.judge import Judge, judge_answers, summarize_verdicts
+
+        judge = Judge(args.judge_url, args.judge_model, args.out / "judge-cache")
+        verdicts = judge_answers(judge, gen_records, answers)
+        results["judge"] = {"url": args.judge_url, "model": args.judge_model,
+                            **summarize_verdicts(gen_records, verdicts)}
     args.out.mkdir(parents=True, exist_ok=True)
     write_report(args.out, results)
-    write_answers(args.out / "answers.md", gen_records, answers, checks)
+    write_answers(args.out / "answers.md", gen_records, answers, checks, verdicts)
     history = args.adapter / "log_history.json"
     if history.is_file():
         from tutor_algoritmos.loss_curve import plot_loss_curve
@@ -184,7 +192,12 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=1024, help="answer length limit when generating")
     parser.add_argument("--generate-limit", type=int, default=0, help="generate for the first N questions only")
     parser.add_argument("--out", type=Path, required=True, help="folder for report.md/json and the PNG")
-    evaluate(parser.parse_args())
+    parser.add_argument("--judge-url", help="OpenAI-compatible API of a judge model, e.g. http://localhost:11434/v1")
+    parser.add_argument("--judge-model", help="the judge's model name on that server (with --judge-url)")
+    args = parser.parse_args()
+    if args.judge_url and not args.judge_model:
+        parser.error("--judge-url needs --judge-model (JUDGE_MODEL=... in make)")
+    evaluate(args)
 
 
 if __name__ == "__main__":
