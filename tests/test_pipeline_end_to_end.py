@@ -71,7 +71,8 @@ def test_outputs_exist_and_make_considers_them_done(pipeline):
 
 def bare_make(out, *args):
     """make with only OUT: the folder supplies BASE_MODEL, DATA and TRAIN_ARGS it remembers."""
-    return subprocess.run(["make", *args, f"PYTHON={sys.executable}", f"OUT={out}", f"LLAMA_CPP_DIR={LLAMA_CPP_DIR}"],
+    return subprocess.run(["make", "--no-print-directory", *args, f"PYTHON={sys.executable}", f"OUT={out}",
+                           f"LLAMA_CPP_DIR={LLAMA_CPP_DIR}"],
                           cwd=ROOT, capture_output=True, text=True)
 
 
