@@ -122,8 +122,8 @@ $(CONVERTER): | $(DEPS_STAMP)
 ## tiny-model: build/tiny-phi3/, Phi-3.5 in miniature with its real tokenizer (test fixture)
 .PHONY: tiny-model
 tiny-model: $(TINY_MODEL)
-$(TINY_MODEL): $(PKG)/tiny_phi3.py $(PKG)/phi3_tokenizer.py | $(CONVERTER)
-	$(PYTHON) -m $(PKG).tiny_phi3 --vocab-gguf $(LLAMA_CPP_DIR)/models/ggml-vocab-phi-3.gguf --out $(BUILD)/tiny-phi3
+$(TINY_MODEL): $(PKG)/fixtures/tiny_phi3.py $(PKG)/phi35.py $(PKG)/phi3_tokenizer.py | $(CONVERTER)
+	$(PYTHON) -m $(PKG).fixtures.tiny_phi3 --vocab-gguf $(LLAMA_CPP_DIR)/models/ggml-vocab-phi-3.gguf --out $(BUILD)/tiny-phi3
 
 ## preflight: can this machine fine-tune BASE_MODEL? (GPU, hub access; seconds)
 .PHONY: preflight
@@ -144,7 +144,7 @@ $(DATA_STAMP): $(DATA) $(PKG)/check_data.py $(PKG)/dataset.py $(PKG)/sandbox.py 
 train: $(ADAPTER)
 $(ADAPTER): $(DATA_STAMP) train_lora.py $(PKG)/training.py $(PKG)/train_config.py $(PKG)/lora_targets.py \
 		$(PKG)/hardware.py $(PKG)/prompts.py $(PKG)/cpu_fast_path.py $(VAR_BASE) $(VAR_TRAIN)
-	$(TRAIN_LAUNCHER) train_lora.py --base_model $(BASE_MODEL) --data $(DATA) --output_dir $(OUT)/adapter $(TRAIN_ARGS)
+	$(TRAIN_LAUNCHER) train_lora.py --model_name_or_path $(BASE_MODEL) --data $(DATA) --output_dir $(OUT)/adapter $(TRAIN_ARGS)
 
 ## merge: fold the adapter into the base -> OUT/merged/ (safetensors + tokenizer files)
 .PHONY: merge
@@ -223,7 +223,7 @@ $(DEMO_BASE)/config.json: $(PKG)/demo_base.py | $(DEPS_STAMP)
 bench: $(DEMO_BASE)/config.json
 	$(MAKE) $(DEMO_OUT)/base.gguf $(DEMO_OUT)/base-Q4_K_M.gguf BASE_MODEL=$(DEMO_BASE) OUT=$(DEMO_OUT) \
 		OUTTYPE=f16 QUANT=Q4_K_M
-	$(PYTHON) -m $(PKG).bench --base $(DEMO_BASE) --data $(DATA) --gguf-f16 $(DEMO_OUT)/base.gguf \
+	$(PYTHON) -m $(PKG).bench.run --base $(DEMO_BASE) --data $(DATA) --gguf-f16 $(DEMO_OUT)/base.gguf \
 		--gguf-q4 $(DEMO_OUT)/base-Q4_K_M.gguf --llama-cpp-dir $(LLAMA_CPP_DIR) --out out/bench \
 		--doc docs/PERFORMANCE.md $(BENCH_ARGS)
 

@@ -2,10 +2,12 @@
 
     python train_lora.py                                   # the documented recipe on Phi-3.5-mini
     python train_lora.py --config recipe.yaml --max_steps 2
-    python train_lora.py --base_model build/tiny-phi3 --output_dir out/adapter
+    python train_lora.py --model_name_or_path build/tiny-phi3 --output_dir out/adapter
     python train_lora.py --help                            # every option, no GPU or network needed
     accelerate launch --multi_gpu --num_processes 4 train_lora.py   # DDP on 4 GPUs (make train NPROC=4)
 
+Flags are TRL's (`trl sft` users know them: --model_name_or_path, --lora_r, --lora_target_modules,
+--load_in_4bit, --max_steps, ...) plus --data, --eval_fraction and --cpu_fast_path.
 Defaults: LoRA r=16, alpha=32, dropout 0.05 on every attention and MLP projection, lr 2e-4,
 3 epochs, batch 1 x gradient accumulation 8, seed 42, max_length 2048, loss on answer tokens only,
 10% held out by topic. Writes <output_dir>/ (adapter, run_config.json, metrics.json,
@@ -19,8 +21,7 @@ def main() -> None:
     from tutor_algoritmos.train_config import parse_train_args
     from tutor_algoritmos.training import train
 
-    tutor, sft = parse_train_args()
-    train(tutor, sft)
+    train(*parse_train_args())
 
 
 if __name__ == "__main__":

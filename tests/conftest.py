@@ -38,8 +38,8 @@ TINY_MODEL = ROOT / "build" / "tiny-phi3"
 def tiny_model() -> Path:
     """build/tiny-phi3 (made by `make tiny-model`; built here if missing)."""
     if not (TINY_MODEL / "config.json").is_file():
+        from tutor_algoritmos.fixtures.tiny_phi3 import build
         from tutor_algoritmos.llama_cpp_source import ensure_llama_cpp
-        from tutor_algoritmos.tiny_phi3 import build
 
         ensure_llama_cpp(LLAMA_CPP_DIR)
         build(LLAMA_CPP_DIR / "models" / "ggml-vocab-phi-3.gguf", TINY_MODEL)
@@ -55,7 +55,7 @@ def tokenizer(tiny_model):
 
 @pytest.fixture(scope="session")
 def phi35_config():
-    from tutor_algoritmos.tiny_phi3 import phi35_mini_config
+    from tutor_algoritmos.phi35 import phi35_mini_config
 
     return phi35_mini_config()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import ROOT
 
-from tutor_algoritmos.bench import DOC_END, DOC_START, train_profile, update_doc
+from tutor_algoritmos.bench.run import DOC_END, DOC_START, train_profile, update_doc
 from tutor_algoritmos.errors import UserError
 
 
@@ -33,10 +33,11 @@ def test_doc_section_is_replaced_and_the_prose_kept(tmp_path):
 def test_random_phi3_ggufs_decode_and_report_their_weight_types(tmp_path):
     from conftest import LLAMA_CPP_DIR
 
-    from tutor_algoritmos.bench import decode_results, gguf_weights
-    from tutor_algoritmos.bench_full_size import build_random_phi3_ggufs
+    from tutor_algoritmos.bench.full_size import build_random_phi3_ggufs
+    from tutor_algoritmos.bench.run import decode_results, gguf_weights
+    from tutor_algoritmos.fixtures.tiny_phi3 import tiny_phi3_config
     from tutor_algoritmos.hardware import parameter_count
-    from tutor_algoritmos.tiny_phi3 import phi35_mini_config, tiny_phi3_config
+    from tutor_algoritmos.phi35 import phi35_mini_config
 
     assert parameter_count(phi35_mini_config()) == 3_821_079_552  # Phi-3.5-mini's published 3.8B
     ggufs = build_random_phi3_ggufs(tiny_phi3_config(), tmp_path, LLAMA_CPP_DIR)

@@ -52,7 +52,7 @@ def test_unreachable_hub_model_points_to_demo(tmp_path):
 
 
 def test_big_model_without_cuda_points_to_demo(tmp_path):
-    from tutor_algoritmos.tiny_phi3 import phi35_mini_config
+    from tutor_algoritmos.phi35 import phi35_mini_config
 
     phi35_mini_config().save_pretrained(tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["hidden_size"] == 3072
@@ -136,7 +136,7 @@ def test_pickled_weights_are_not_loaded_where_safetensors_exist(tmp_path, tiny_m
     import torch
 
     from tutor_algoritmos.hardware import Precision
-    from tutor_algoritmos.train_config import TutorArguments
+    from tutor_algoritmos.train_config import TutorModelConfig
     from tutor_algoritmos.training import load_base
 
     base = tmp_path / "base"
@@ -145,6 +145,6 @@ def test_pickled_weights_are_not_loaded_where_safetensors_exist(tmp_path, tiny_m
 
     real = load_file(base / "model.safetensors")
     torch.save({name: torch.zeros_like(t) for name, t in real.items()}, base / "pytorch_model.bin")
-    model = load_base(TutorArguments(base_model=str(base)), Precision("fp32", torch.float32, "cpu"))
+    model = load_base(TutorModelConfig(model_name_or_path=str(base)), Precision("fp32", torch.float32, "cpu"))
     name = "model.layers.0.self_attn.qkv_proj.weight"
     assert real[name].abs().sum() > 0 and torch.equal(model.state_dict()[name], real[name])

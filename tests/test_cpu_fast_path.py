@@ -51,10 +51,11 @@ def fp32_trainer(tiny_model, tmp_path_factory):
     from tutor_algoritmos.train_config import parse_train_args
     from tutor_algoritmos.training import build_trainer
 
-    tutor, sft = parse_train_args(["--base_model", str(tiny_model), "--bf16", "false",
+    tutor, model_args, sft = parse_train_args(["--model_name_or_path", str(tiny_model), "--bf16", "false",
                                    "--output_dir", str(tmp_path_factory.mktemp("fast"))])
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    trainer, _, _ = build_trainer(tutor, sft, RECORDS, [], tokenizer, Precision("fp32", torch.float32, "cpu"), 1)
+    fp32 = Precision("fp32", torch.float32, "cpu")
+    trainer, _, _ = build_trainer(tutor, model_args, sft, RECORDS, [], tokenizer, fp32, 1)
     return trainer
 
 

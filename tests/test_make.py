@@ -46,8 +46,9 @@ def test_make_n_writes_nothing(tmp_path, tiny_model):
     out = tmp_path / "out"
     result = make(out, "-n", "train", "TRAIN_ARGS=")
     assert result.returncode == 0, result.stderr
-    assert f"train_lora.py --base_model build/tiny-phi3 --data algoritmos_fixed.jsonl --output_dir {out}/adapter" \
-        in result.stdout
+    train = (f"train_lora.py --model_name_or_path build/tiny-phi3 --data algoritmos_fixed.jsonl "
+             f"--output_dir {out}/adapter")
+    assert train in result.stdout
     assert not out.exists()
 
 

@@ -19,7 +19,7 @@ def test_killed_run_resumes_from_the_last_checkpoint(tiny_model, tmp_path, sig):
     rows = [{"instruction": f"[T{i % 2}] - ¿Pregunta {i}?", "output": f"Respuesta {i}. " * 30} for i in range(24)]
     data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
     out = tmp_path / "adapter"
-    cmd = [sys.executable, "train_lora.py", "--base_model", str(tiny_model), "--data", str(data),
+    cmd = [sys.executable, "train_lora.py", "--model_name_or_path", str(tiny_model), "--data", str(data),
            "--output_dir", str(out), "--max_steps", "40", "--save_steps", "2", "--gradient_accumulation_steps", "1",
            "--eval_strategy", "no"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

@@ -23,11 +23,12 @@ def trainer(tiny_model, tmp_path_factory):
     from tutor_algoritmos.training import build_trainer
 
     out = tmp_path_factory.mktemp("trainer")
-    tutor, sft = parse_train_args(["--base_model", str(tiny_model), "--output_dir", str(out)])
+    tutor, model_args, sft = parse_train_args(["--model_name_or_path", str(tiny_model), "--output_dir", str(out)])
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
-    trainer, targets, trainable = build_trainer(tutor, sft, [*RECORDS, DIALOGUE], [], tok, choose_precision(), 1)
+    trainer, targets, trainable = build_trainer(tutor, model_args, sft, [*RECORDS, DIALOGUE], [], tok,
+                                                choose_precision(), 1)
     return trainer, targets, trainable, tok
 
 
@@ -133,9 +134,10 @@ def test_short_run_saves_adapter_config_metrics_and_curve(tiny_model, tmp_path):
             for i in range(20)]
     data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
     out = tmp_path / "adapter"
-    tutor, sft = parse_train_args(["--base_model", str(tiny_model), "--data", str(data), "--output_dir", str(out),
+    tutor, model_args, sft = parse_train_args(["--model_name_or_path", str(tiny_model), "--data", str(data),
+                                               "--output_dir", str(out),
                                    "--max_steps", "2", "--gradient_accumulation_steps", "2"])
-    train(tutor, sft)
+    train(tutor, model_args, sft)
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["adapter_config.json", "adapter_model.safetensors", "run_config.json", "metrics.json",
          "log_history.json", "loss_curve.png", "README.md"])

@@ -13,9 +13,10 @@ from pathlib import Path
 from tutor_algoritmos.chat_formats import training_chat_template
 from tutor_algoritmos.dataset import Record, count_by_kind, load_records, split_by_topic, to_conversation, too_long
 from tutor_algoritmos.errors import UserError
+from tutor_algoritmos.files import publish, temporary_sibling
 from tutor_algoritmos.hardware import preflight
 from tutor_algoritmos.lora_targets import check_coverage, resolve_targets
-from tutor_algoritmos.train_config import TutorArguments, TutorSFTConfig
+from tutor_algoritmos.train_config import TutorArguments, TutorModelConfig, TutorSFTConfig, fit_to_hardware
 
 logger = logging.getLogger("tutor")
 
@@ -29,13 +30,19 @@ def check_lengths(records: list[Record], tokenizer, max_length: int, data: Path)
         raise UserError(f"{len(over)} example(s) would be truncated:\n{lines}")
 
 
-def run_fingerprint(tutor: TutorArguments, sft: TutorSFTConfig, data: Path) -> dict:
+def target_list(model: TutorModelConfig) -> list[str]:
+    """TRL keeps a one-item --lora_target_modules as a plain string."""
+    targets = model.lora_target_modules
+    return [targets] if isinstance(targets, str) else list(targets)
+
+
+def run_fingerprint(tutor: TutorArguments, model: TutorModelConfig, sft: TutorSFTConfig, data: Path) -> dict:
     """What a checkpoint must share with this run to be resumed."""
     return {
-        "base_model": tutor.base_model, "data_sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
-        "eval_fraction": tutor.eval_fraction, "lora_r": tutor.lora_r, "lora_alpha": tutor.lora_alpha,
-        "lora_dropout": tutor.lora_dropout, "lora_target_modules": tutor.target_list,
-        "load_in_4bit": tutor.load_in_4bit, "learning_rate": sft.learning_rate,
+        "base_model": model.model_name_or_path, "data_sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
+        "eval_fraction": tutor.eval_fraction, "lora_r": model.lora_r, "lora_alpha": model.lora_alpha,
+        "lora_dropout": model.lora_dropout, "lora_target_modules": target_list(model),
+        "load_in_4bit": model.load_in_4bit, "learning_rate": sft.learning_rate,
         "num_train_epochs": sft.num_train_epochs, "max_steps": sft.max_steps,
         "per_device_train_batch_size": sft.per_device_train_batch_size,
         "gradient_accumulation_steps": sft.gradient_accumulation_steps,
@@ -75,38 +82,42 @@ def last_checkpoint(partial: Path, fingerprint: dict) -> str | None:
     return str(checkpoint)
 
 
-def load_base(tutor: TutorArguments, precision):
+def load_base(model_args: TutorModelConfig, precision):
+    """The frozen base, in the hardware's precision unless --dtype chose one; 4-bit NF4 with --load_in_4bit."""
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    kwargs = {"dtype": precision.load_dtype, "trust_remote_code": False}
-    if tutor.load_in_4bit:
+    dtype = precision.load_dtype if model_args.dtype in (None, "auto") else getattr(torch, model_args.dtype)
+    kwargs = {"dtype": dtype, "trust_remote_code": False}
+    if model_args.attn_implementation:
+        kwargs["attn_implementation"] = model_args.attn_implementation
+    if model_args.load_in_4bit:
         try:
             import bitsandbytes  # noqa: F401
         except ImportError:
             raise UserError("--load_in_4bit needs bitsandbytes: .venv/bin/pip install bitsandbytes==0.50.2") from None
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            load_in_4bit=True, bnb_4bit_quant_type=model_args.bnb_4bit_quant_type,
+            bnb_4bit_use_double_quant=model_args.use_bnb_nested_quant,
             bnb_4bit_compute_dtype=torch.bfloat16 if precision.bf16 else torch.float16)
         kwargs["device_map"] = {"": 0}
-    return AutoModelForCausalLM.from_pretrained(tutor.base_model, **kwargs)
+    return AutoModelForCausalLM.from_pretrained(model_args.model_name_or_path, **kwargs)
 
 
-def build_trainer(tutor: TutorArguments, sft: TutorSFTConfig, train_records: list[Record],
+def build_trainer(tutor: TutorArguments, model_args: TutorModelConfig, sft: TutorSFTConfig, train_records: list[Record],
                   eval_records: list[Record], tokenizer, precision, total_params: int):
     """SFTTrainer with LoRA on the resolved projections, coverage verified before any step."""
     from datasets import Dataset
-    from peft import LoraConfig
-    from trl import SFTTrainer
+    from trl import SFTTrainer, get_peft_config
 
     from tutor_algoritmos.cpu_fast_path import TutorSFTTrainer, speed_up_lora_on_cpu
 
     # With {% generation %} markers TRL labels every answer; the text is the original template's
     tokenizer.chat_template = training_chat_template(tokenizer)
-    model = load_base(tutor, precision)
-    targets = resolve_targets(model, tutor.target_list)
-    peft_config = LoraConfig(task_type="CAUSAL_LM", r=tutor.lora_r, lora_alpha=tutor.lora_alpha,
-                             lora_dropout=tutor.lora_dropout, target_modules=targets)
+    model = load_base(model_args, precision)
+    targets = resolve_targets(model, target_list(model_args))
+    # TRL's own LoraConfig from ModelConfig, with the names resolved against this model's modules
+    peft_config = get_peft_config(dataclasses.replace(model_args, lora_target_modules=targets))
     if not eval_records:
         sft = dataclasses.replace(sft, eval_strategy="no")
     trainer_class = TutorSFTTrainer if tutor.cpu_fast_path else SFTTrainer
@@ -122,41 +133,43 @@ def build_trainer(tutor: TutorArguments, sft: TutorSFTConfig, train_records: lis
                     ", bf16 LoRA inputs" if precision.bf16 else "")
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     logger.info("LoRA r=%d alpha=%d on %s: %s trainable parameters (%.2f%% of %s); precision %s on %s",
-                tutor.lora_r, tutor.lora_alpha, ", ".join(targets), f"{trainable:,}",
+                model_args.lora_r, model_args.lora_alpha, ", ".join(targets), f"{trainable:,}",
                 100 * trainable / total_params, f"{total_params:,}", precision.name, precision.device)
     return trainer, targets, trainable
 
 
-def prepare(tutor: TutorArguments, sft: TutorSFTConfig):
-    """Every check that needs no weights: data, base model, hardware, lengths. Seconds, not minutes."""
+def prepare(tutor: TutorArguments, model_args: TutorModelConfig, sft: TutorSFTConfig):
+    """Every check that needs no weights: data, base model, hardware, lengths. Seconds, not minutes.
+    Returns the SFT config fitted to this machine's hardware (precision, device, checkpointing)."""
     from transformers import AutoTokenizer
 
     data = Path(tutor.data)
     records = load_records(data)  # structural problems stop us before any model is touched
-    precision, total_params = preflight(tutor.base_model, tutor.load_in_4bit)
-    tokenizer = AutoTokenizer.from_pretrained(tutor.base_model, trust_remote_code=False)
+    base = model_args.model_name_or_path
+    precision, total_params = preflight(base, model_args.load_in_4bit)
+    tokenizer = AutoTokenizer.from_pretrained(base, trust_remote_code=False)
     if not tokenizer.chat_template:
-        raise UserError(f"{tutor.base_model} has no chat template — use an instruct model")
+        raise UserError(f"{base} has no chat template — use an instruct model")
     check_lengths(records, tokenizer, sft.max_length, data)
-    return records, tokenizer, precision, total_params
+    return records, tokenizer, precision, total_params, fit_to_hardware(sft, precision)
 
 
-def train(tutor: TutorArguments, sft: TutorSFTConfig) -> Path:
-    records, tokenizer, precision, total_params = prepare(tutor, sft)
+def train(tutor: TutorArguments, model_args: TutorModelConfig, sft: TutorSFTConfig) -> Path:
+    records, tokenizer, precision, total_params, sft = prepare(tutor, model_args, sft)
     train_records, eval_records = split_by_topic(records, tutor.eval_fraction)
     logger.info("%d examples: %d train (%s), %d held out (%s; %.0f%%, stratified by topic)", len(records),
                 len(train_records), count_by_kind(train_records), len(eval_records),
                 count_by_kind(eval_records) or "none", 100 * tutor.eval_fraction)
     out = Path(sft.output_dir)
     partial = out.with_name(out.name + ".partial")
-    fingerprint = run_fingerprint(tutor, sft, Path(tutor.data))
+    fingerprint = run_fingerprint(tutor, model_args, sft, Path(tutor.data))
     resume_from = last_checkpoint(partial, fingerprint)
     if is_main_process():
         partial.mkdir(parents=True, exist_ok=True)
         (partial / "run_fingerprint.json").write_text(json.dumps(fingerprint, indent=2))
 
     trainer, targets, trainable = build_trainer(
-        tutor, dataclasses.replace(sft, output_dir=str(partial)), train_records, eval_records,
+        tutor, model_args, dataclasses.replace(sft, output_dir=str(partial)), train_records, eval_records,
         tokenizer, precision, total_params)
     world = trainer.accelerator.num_processes
     logger.info("%d sequences per optimizer step = %d process(es) x %d per micro-batch x %d accumulated",
@@ -175,24 +188,23 @@ def train(tutor: TutorArguments, sft: TutorSFTConfig) -> Path:
         metrics.update({k: v for k, v in final_eval[-1].items() if k.startswith("eval_")} if final_eval
                        else trainer.evaluate())
     if trainer.is_world_process_zero():
-        save_adapter(trainer, out, tutor, sft, metrics)
+        save_adapter(trainer, out, tutor, model_args, sft, metrics)
         shutil.rmtree(partial, ignore_errors=True)
     return out
 
 
-def save_adapter(trainer, out: Path, tutor: TutorArguments, sft: TutorSFTConfig, metrics: dict) -> None:
+def save_adapter(trainer, out: Path, tutor: TutorArguments, model_args: TutorModelConfig, sft: TutorSFTConfig,
+                 metrics: dict) -> None:
     """Write everything into <out>.tmp, then swap it in: a half-written adapter never looks done."""
     from tutor_algoritmos.loss_curve import plot_loss_curve
 
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = temporary_sibling(out)
     trainer.model.save_pretrained(tmp)
-    run_config = {"tutor": dataclasses.asdict(tutor), "sft": sft.to_dict()}
+    run_config = {"tutor": dataclasses.asdict(tutor), "model": dataclasses.asdict(model_args), "sft": sft.to_dict()}
     (tmp / "run_config.json").write_text(json.dumps(run_config, indent=2, default=str))
     (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     (tmp / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=2))
     plot_loss_curve(trainer.state.log_history, tmp / "loss_curve.png",
-                    f"LoRA r={tutor.lora_r} on {Path(tutor.base_model).name}")
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+                    f"LoRA r={model_args.lora_r} on {Path(model_args.model_name_or_path).name}")
+    publish(tmp, out)
     logger.info("adapter saved to %s (eval_loss %s)", out, metrics.get("eval_loss", "n/a"))

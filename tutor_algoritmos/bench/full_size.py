@@ -20,9 +20,9 @@ from tutor_algoritmos.files import ensure_free_space
 def build_random_phi3_ggufs(config, out: Path, llama_cpp_dir: Path) -> dict[str, Path]:
     """f16 and Q4_K_M GGUFs of a random Phi-3 with `config`'s shapes; kept and reused once built."""
     from tutor_algoritmos.conversion import convert_to_gguf, quantize_gguf
+    from tutor_algoritmos.fixtures.tiny_phi3 import save_random_phi3
     from tutor_algoritmos.hardware import parameter_count
     from tutor_algoritmos.llama_cpp_source import ensure_llama_cpp
-    from tutor_algoritmos.tiny_phi3 import save_random_phi3
 
     ggufs = {"f16": out / "f16.gguf", "Q4_K_M": out / "Q4_K_M.gguf"}
     out.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """One timed training run for `make bench`, in its own process so its peak memory is its own.
 
-    python -m tutor_algoritmos.bench_train --profile seed  --base out/demo/base --out seed.json
-    python -m tutor_algoritmos.bench_train --profile tutor --base out/demo/base --out tutor.json
+    python -m tutor_algoritmos.bench.train_profile --profile seed  --base out/demo/base --out seed.json
+    python -m tutor_algoritmos.bench.train_profile --profile tutor --base out/demo/base --out tutor.json
 
 Every profile trains the same LoRA (r=16, alpha=32, dropout 0.05 on every projection) on the
 same first `--sequences` lessons of the train split, one epoch, 8 sequences per optimizer step,
@@ -71,14 +71,15 @@ def tutor_trainer(base: str, data: str, records, output_dir: str, extra: list[st
     from transformers import AutoTokenizer
 
     from tutor_algoritmos.hardware import preflight
-    from tutor_algoritmos.train_config import parse_train_args
+    from tutor_algoritmos.train_config import fit_to_hardware, parse_train_args
     from tutor_algoritmos.training import build_trainer
 
-    tutor, sft = parse_train_args(["--base_model", base, "--data", data, "--output_dir", output_dir,
+    tutor, model_args, sft = parse_train_args(["--model_name_or_path", base, "--data", data, "--output_dir", output_dir,
                                    "--num_train_epochs", "1", "--eval_strategy", "no", "--save_strategy", "no",
                                    *extra])
     precision, total = preflight(base)
-    trainer, _, _ = build_trainer(tutor, sft, records, [], AutoTokenizer.from_pretrained(base), precision, total)
+    trainer, _, _ = build_trainer(tutor, model_args, fit_to_hardware(sft, precision), records, [],
+                                  AutoTokenizer.from_pretrained(base), precision, total)
     return trainer
 
 

@@ -1,6 +1,6 @@
 """make bench: training and decoding speed on the demo model, measured side by side in one run.
 
-    python -m tutor_algoritmos.bench --base out/demo/base --gguf-f16 out/demo/base.gguf \\
+    python -m tutor_algoritmos.bench.run --base out/demo/base --gguf-f16 out/demo/base.gguf \\
         --gguf-q4 out/demo/base-Q4_K_M.gguf --out out/bench [--levers] [--full-size] [--doc docs/PERFORMANCE.md]
 
 Absolute times on a shared machine are noisy; the ratios (speed-up over the plain recipe, share of
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from tutor_algoritmos.bench_train import PROFILES
+from tutor_algoritmos.bench.train_profile import PROFILES
 from tutor_algoritmos.errors import UserError
 
 logger = logging.getLogger("tutor")
@@ -105,7 +105,7 @@ def decode_results(ggufs: dict[str, Path], read_gbps: float, tokens: int = 128, 
 def train_profile(profile: str, base: str, data: str, sequences: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         out = Path(tmp) / "result.json"
-        command = [sys.executable, "-m", "tutor_algoritmos.bench_train", "--profile", profile, "--base", base,
+        command = [sys.executable, "-m", "tutor_algoritmos.bench.train_profile", "--profile", profile, "--base", base,
                    "--data", data, "--sequences", str(sequences), "--out", str(out)]
         logger.info("training profile %s: %s", profile, PROFILES[profile][0])
         done = subprocess.run(command, capture_output=True, text=True)
@@ -170,8 +170,8 @@ def run(args) -> dict:
     })
     results.update(decode_results({"Q4_K_M": args.gguf_q4, "f16": args.gguf_f16}, results["memory_read_gbps"]))
     if args.full_size:
-        from tutor_algoritmos.bench_full_size import build_random_phi3_ggufs
-        from tutor_algoritmos.tiny_phi3 import phi35_mini_config
+        from tutor_algoritmos.bench.full_size import build_random_phi3_ggufs
+        from tutor_algoritmos.phi35 import phi35_mini_config
 
         ggufs = build_random_phi3_ggufs(phi35_mini_config(), Path("build/phi35-random"), args.llama_cpp_dir)
         # 4 tokens/s for the 7.6 GB f16: fewer tokens, same best-of-repeats method
