@@ -240,6 +240,12 @@ test: $(DEPS_STAMP) $(CONVERTER) $(TINY_MODEL)
 	$(VENV)/bin/ruff check .
 	$(PYTHON) -m pytest -q tests
 
+## test-fast: the inner loop: ruff and every test not marked slow (well under a minute)
+.PHONY: test-fast
+test-fast: $(DEPS_STAMP) $(CONVERTER) $(TINY_MODEL)
+	$(VENV)/bin/ruff check .
+	$(PYTHON) -m pytest -q -m "not slow" tests
+
 ## clean: remove OUT and BUILD (keeps .venv, llama.cpp and the download cache BUILD/downloads)
 .PHONY: clean
 clean:

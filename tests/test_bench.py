@@ -8,6 +8,8 @@ from conftest import ROOT
 from tutor_algoritmos.bench.run import DOC_END, DOC_START, train_profile, update_doc
 from tutor_algoritmos.errors import UserError
 
+pytestmark = pytest.mark.slow  # `make test-fast` leaves it out
+
 
 def test_seed_and_tutor_profiles_train_the_same_tokens_and_loss(tiny_model):
     data = str(ROOT / "algoritmos_fixed.jsonl")

@@ -180,6 +180,7 @@ KIND_FLOOR = {"feedback-code": (60, 30), "feedback-reasoning": (30, 1), "hint": 
               "short": (25, 1), "ask-for-code": (10, 1)}
 
 
+@pytest.mark.slow  # runs every example of the shipped file
 def test_shipped_dataset_meets_the_curriculum_floor(tiny_model):
     # The tiny model carries Phi-3.5's real tokenizer, so token lengths are the real ones.
     records, problems = check(ROOT / "algoritmos_fixed.jsonl", tokenizer=str(tiny_model), max_length=2048)

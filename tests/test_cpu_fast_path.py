@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tutor_algoritmos.cpu_fast_path import FastDropout, answer_token_loss
+from tutor_algoritmos.answer_loss import answer_token_loss
+from tutor_algoritmos.cpu_fast_path import FastDropout
 from tutor_algoritmos.dataset import Record
 
 RECORDS = [

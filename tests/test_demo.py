@@ -10,6 +10,8 @@ from tutor_algoritmos.dataset import Record, to_conversation
 from tutor_algoritmos.modelfile import render_modelfile
 from tutor_algoritmos.prompts import SYSTEM_PROMPT
 
+pytestmark = pytest.mark.slow  # `make test-fast` leaves it out
+
 
 @pytest.fixture(scope="module")
 def demo_base(tmp_path_factory):

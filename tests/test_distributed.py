@@ -8,7 +8,10 @@ import socket
 import subprocess
 import sys
 
+import pytest
 from conftest import LLAMA_CPP_DIR, ROOT
+
+pytestmark = pytest.mark.slow  # `make test-fast` leaves it out
 
 
 def free_port() -> int:

@@ -83,6 +83,7 @@ def test_a_hint_needs_no_code_and_a_short_answer_no_analogy():
     assert "python_runs" not in check_answer("Sí, O(1).", SHORT)
 
 
+@pytest.mark.slow  # runs every example of the shipped file
 def test_the_datasets_own_answers_pass_the_checks_of_their_kind():
     for record in load_records(ROOT / "algoritmos_fixed.jsonl"):
         failed = [name for name, ok in check_answer(record.answers[-1], record).items() if not ok]

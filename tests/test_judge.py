@@ -19,6 +19,8 @@ from tutor_algoritmos.errors import UserError
 from tutor_algoritmos.judge import Judge, bootstrap_mean, judge_answers, parse_verdict, summarize_verdicts, win_rate
 from tutor_algoritmos.judge_rubric import DIMENSIONS
 
+pytestmark = pytest.mark.slow  # `make test-fast` leaves it out
+
 KEYS = [key for key, _ in DIMENSIONS]
 LESSON = Record.lesson(1, "[Pilas] - ¿Qué es una pila?", "Una pila es LIFO: el último en entrar sale primero.")
 HINT = Record(2, "Pilas", ({"role": "user", "content": "no me des la solución: ¿cómo invierto una cadena?"},

@@ -10,9 +10,12 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import LLAMA_CPP_DIR, ROOT
 
 from tutor_algoritmos.check_data import check
+
+pytestmark = pytest.mark.slow  # `make test-fast` leaves it out
 
 GOOD = {"instruction": "[Pilas] - ¿Qué es una pila?",
         "output": "Una pila es LIFO.\n```python\np = [1]\nassert p.pop() == 1\n```\n\nAnalogía: platos apilados."}

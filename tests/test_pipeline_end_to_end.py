@@ -13,6 +13,8 @@ from conftest import LLAMA_CPP_DIR, ROOT
 
 from tutor_algoritmos.dataset import with_system
 
+pytestmark = pytest.mark.slow  # `make test-fast` leaves it out
+
 QUESTION = "¿Por qué Dijkstra no funciona con pesos negativos? Explícalo con un grafo pequeño."
 MAKE_GOALS = ["gguf", "quantize", "modelfile"]
 

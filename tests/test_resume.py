@@ -12,6 +12,8 @@ import time
 import pytest
 from conftest import ROOT
 
+pytestmark = pytest.mark.slow  # `make test-fast` leaves it out
+
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_killed_run_resumes_from_the_last_checkpoint(tiny_model, tmp_path, sig):

@@ -125,6 +125,7 @@ def test_too_long_example_is_reported_by_line(tiny_model, tmp_path):
         check_lengths([RECORDS[0], long, DIALOGUE, long_dialogue], tok, 2048, Path("data.jsonl"))
 
 
+@pytest.mark.slow
 def test_short_run_saves_adapter_config_metrics_and_curve(tiny_model, tmp_path):
     from tutor_algoritmos.train_config import parse_train_args
     from tutor_algoritmos.training import train

@@ -19,8 +19,7 @@ import zipfile
 from pathlib import Path
 
 from tutor_algoritmos.errors import UserError
-from tutor_algoritmos.files import publish, temporary_sibling
-from tutor_algoritmos.llama_cpp_source import sha256_of
+from tutor_algoritmos.files import publish, sha256_of, temporary_sibling
 
 logger = logging.getLogger("tutor")
 

@@ -21,5 +21,5 @@ def run_cli(main: Callable[[], None]) -> None:
         logger.error("%s", err)
         sys.exit(1)
     except KeyboardInterrupt:
-        logger.error("interrumpido: lo terminado queda guardado; vuelve a ejecutar para continuar")
+        logger.error("interrupted: finished work is kept; run the same command again to continue")
         sys.exit(130)

@@ -32,6 +32,7 @@ from tutor_algoritmos.dataset import (
 )
 from tutor_algoritmos.errors import UserError
 from tutor_algoritmos.eval_report import write_answers, write_report
+from tutor_algoritmos.modelfile import NUM_CTX
 
 logger = logging.getLogger("tutor")
 
@@ -44,7 +45,7 @@ def answer_losses(model_dir: Path, records: list[Record]) -> list[tuple[float, i
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tutor_algoritmos.cpu_fast_path import answer_token_loss
+    from tutor_algoritmos.answer_loss import answer_token_loss
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     template = training_chat_template(tokenizer)
@@ -73,7 +74,7 @@ def generate_answers(gguf: Path, records: list[Record], max_tokens: int) -> list
 
     info = read_gguf_info(gguf)
     fmt = detect_chat_format(info.chat_template)
-    llm = load_llama(gguf, n_ctx=4096)
+    llm = load_llama(gguf, n_ctx=NUM_CTX)  # as the Modelfile serves it
     answers = []
     try:
         for record in records:

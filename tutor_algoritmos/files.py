@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -39,3 +40,11 @@ def ensure_free_space(folder: Path, needed_bytes: int, what: str) -> None:
 
 def folder_size(folder: Path, pattern: str = "*.safetensors") -> int:
     return sum(p.stat().st_size for p in folder.glob(pattern))
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -37,7 +37,8 @@ class Precision:
 
 
 def cpu_has_bf16() -> bool:
-    """AVX512-BF16 or AMX: bf16 matmuls run natively (2.3x the fp32 peak here: 438 vs 190 GFLOP/s, make bench)."""
+    """AVX512-BF16 or AMX: bf16 matmuls run natively, 2.1-2.2x the fp32 rate here (431.0 vs 194.4 GFLOP/s,
+    docs/PERFORMANCE.md)."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:

@@ -8,7 +8,6 @@ place once complete, so an interrupted fetch is never mistaken for a finished on
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from tutor_algoritmos.errors import UserError
-from tutor_algoritmos.files import publish, temporary_sibling
+from tutor_algoritmos.files import publish, sha256_of, temporary_sibling
 
 logger = logging.getLogger("tutor")
 
@@ -42,14 +41,6 @@ def clone(dest: Path) -> None:
     if head != PINNED_COMMIT:
         raise UserError(f"llama.cpp clone is at {head}, expected {PINNED_COMMIT}")
     publish(tmp, dest)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download_sdist(downloads: Path = DOWNLOADS) -> Path:
