@@ -153,7 +153,7 @@ def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description="Check that this machine can fine-tune a base model.")
-    parser.add_argument("--base_model", required=True)
+    parser.add_argument("--base_model", "--model_name_or_path", dest="base_model", required=True)
     parser.add_argument("--load_in_4bit", action="store_true")
     args = parser.parse_args()
     precision, params = preflight(args.base_model, args.load_in_4bit)
