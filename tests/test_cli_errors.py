@@ -59,7 +59,7 @@ def test_big_model_without_cuda_points_to_demo(tmp_path):
     phi35_mini_config().save_pretrained(tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["hidden_size"] == 3072
     result = run("-m", "tutor_algoritmos.hardware", "--base_model", str(tmp_path))
-    assert_user_error(result, "3.8B parameters need a CUDA GPU", "make demo")
+    assert_user_error(result, "3.8B parameters on a CPU — use a CUDA GPU", "make demo", "--allow_cpu_training")
 
 
 def test_bad_outtype_and_quant_name_the_choices(tmp_path):

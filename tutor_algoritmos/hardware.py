@@ -16,9 +16,18 @@ from tutor_algoritmos.errors import UserError
 
 logger = logging.getLogger("tutor")
 
-# Above this many parameters, CPU training is refused: SmolLM2-135M trains at a few hundred
-# tokens/s on 2 cores, so Phi-3.5-mini (3.8B, 28x larger) would need days for 3 epochs.
+# Above this many parameters, CPU training is refused unless --allow_cpu_training says the wait is
+# accepted: SmolLM2-135M trains at a few hundred tokens/s on 2 cores, so Phi-3.5-mini (3.8B, 28x
+# larger) would need days for 3 epochs.
 CPU_PARAM_LIMIT = 1_000_000_000
+# This machine's measured CPU training speed (docs/PERFORMANCE.md: 203.2 tokens/s for the 134.5M
+# demo model, 2 cores, bf16, answer-only head), scaled by parameter count for larger models.
+CPU_TOKENS_PER_S, CPU_MEASURED_PARAMS = 203.2, 134_515_008
+# GPU memory for LoRA training, estimated: the frozen weights (2 bytes a parameter in 16-bit; NF4
+# with double quantization ~0.55) plus ~3 GB for the CUDA context, LoRA weights, their Adam states
+# and checkpointed activations of a 2048-token sequence. Phi-3.5-mini: ~10.6 GB 16-bit, ~5.1 GB 4-bit.
+BYTES_PER_PARAM = {False: 2.0, True: 0.55}
+OVERHEAD_GB = 3.0
 
 
 @dataclass(frozen=True)
@@ -47,13 +56,88 @@ def cpu_has_bf16() -> bool:
 
 
 def choose_precision() -> Precision:
+    """The precision training uses on this machine (see plan_training)."""
+    return plan_training(describe_device(), 0, False).precision
+
+
+@dataclass(frozen=True)
+class Device:
+    """What the decisions depend on, read from torch by describe_device() or written by a test."""
+    cuda: bool
+    bf16: bool  # CUDA: bf16 supported (Ampere and later); CPU: AVX512-BF16 or AMX
+    compute_capability: tuple[int, int] | None = None
+    free_gb: float | None = None  # free GPU memory
+
+
+@dataclass(frozen=True)
+class Plan:
+    precision: Precision
+    device_map: dict
+    activation_checkpointing: bool
+    problem: str | None = None  # None: go; otherwise why not, and the way out
+
+    def go(self) -> None:
+        if self.problem:
+            raise UserError(self.problem)
+
+
+def describe_device() -> Device:
     if torch.cuda.is_available():
-        if torch.cuda.is_bf16_supported():
-            return Precision("bf16", torch.bfloat16, "cuda")
-        return Precision("fp16", torch.float16, "cuda")  # Volta/Turing: no bf16 tensor cores
-    if cpu_has_bf16():
-        return Precision("bf16", torch.bfloat16, "cpu")
-    return Precision("fp32", torch.float32, "cpu")
+        free, _total = torch.cuda.mem_get_info()
+        return Device(True, torch.cuda.is_bf16_supported(), torch.cuda.get_device_capability(), free / 1e9)
+    return Device(False, cpu_has_bf16())
+
+
+def training_memory_gb(params: int, load_in_4bit: bool) -> float:
+    return params * BYTES_PER_PARAM[load_in_4bit] / 1e9 + OVERHEAD_GB
+
+
+def cpu_training_hours(params: int, train_tokens: int) -> float:
+    """This machine's measured demo speed, scaled down by the parameter ratio."""
+    tokens_per_s = CPU_TOKENS_PER_S * CPU_MEASURED_PARAMS / params
+    return train_tokens / tokens_per_s / 3600
+
+
+def plan_training(device: Device, params: int, load_in_4bit: bool, train_tokens: int | None = None,
+                  allow_cpu: bool = False) -> Plan:
+    """Precision, device map, activation checkpointing and the go/no-go for one training run.
+
+    CUDA: bf16 on Ampere and later (compute capability 8+), fp16 on Volta/Turing, checkpointing
+    on, and enough free memory for the weights (16-bit, or 4-bit with --load_in_4bit) or a message
+    naming --load_in_4bit when only that fits. CPU: bf16 where the CPU has it, fp32 otherwise, no
+    checkpointing (memory is not the limit there), and models over CPU_PARAM_LIMIT refused with the
+    estimated time unless allow_cpu.
+    """
+    if device.cuda:
+        name = "bf16" if device.bf16 else "fp16"
+        precision = Precision(name, torch.bfloat16 if device.bf16 else torch.float16, "cuda")
+        plan = Plan(precision, {"": 0}, True)
+        need = training_memory_gb(params, load_in_4bit)
+        if device.free_gb is not None and device.free_gb < need:
+            if not load_in_4bit and device.free_gb >= training_memory_gb(params, True):
+                problem = (f"{params / 1e9:.1f}B parameters in 16-bit need ~{need:.0f} GB of GPU memory and "
+                           f"{device.free_gb:.1f} GB are free — add --load_in_4bit (QLoRA, "
+                           f"~{training_memory_gb(params, True):.0f} GB): TRAIN_ARGS=--load_in_4bit")
+            else:
+                problem = (f"{params / 1e9:.1f}B parameters need ~{need:.0f} GB of GPU memory"
+                           f"{' even in 4-bit' if load_in_4bit else ''} and {device.free_gb:.1f} GB are free — "
+                           "free the GPU (other processes?) or use a larger one")
+            plan = Plan(precision, plan.device_map, True, problem)
+        return plan
+    precision = Precision("bf16", torch.bfloat16, "cpu") if device.bf16 else Precision("fp32", torch.float32, "cpu")
+    problem = None
+    if params > CPU_PARAM_LIMIT and not allow_cpu:
+        wait = ""
+        if train_tokens:
+            hours = cpu_training_hours(params, train_tokens)
+            wait = (f", about {hours / 24:.1f} days here ({train_tokens:,} tokens to train at "
+                    f"~{train_tokens / hours / 3600:.0f} tokens/s, scaled from this CPU's measured "
+                    f"{CPU_TOKENS_PER_S:.0f} tokens/s on the {CPU_MEASURED_PARAMS / 1e6:.0f}M demo model)")
+        sixteen, four = training_memory_gb(params, False), training_memory_gb(params, True)
+        problem = (f"{params / 1e9:.1f}B parameters on a CPU{wait} — use a CUDA GPU (~{sixteen:.0f} GB for 16-bit "
+                   f"LoRA, ~{four:.0f} GB with --load_in_4bit), run `make demo` to see the whole pipeline on a small "
+                   "model, or pass --allow_cpu_training true to accept the wait")
+    return Plan(precision, {"": "cpu"}, False, problem)
 
 
 def hub_cached(repo_id: str) -> bool:
@@ -127,26 +211,17 @@ def parameter_count(config) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def check_fits_hardware(config, precision: Precision, load_in_4bit: bool) -> int:
-    params = parameter_count(config)
-    if precision.device == "cpu" and params > CPU_PARAM_LIMIT:
-        raise UserError(
-            f"{params / 1e9:.1f}B parameters need a CUDA GPU (about 12 GB for 16-bit LoRA, 6 GB with "
-            "--load_in_4bit) and none is visible — use a GPU machine, or run `make demo` to see the "
-            "whole pipeline on a small model on this CPU")
-    if load_in_4bit and precision.device != "cuda":
-        raise UserError("--load_in_4bit (QLoRA) needs a CUDA GPU with bitsandbytes — drop the flag on CPU")
-    return params
-
-
-def preflight(base_model: str, load_in_4bit: bool = False) -> tuple[Precision, int]:
+def preflight(base_model: str, load_in_4bit: bool = False, train_tokens: int | None = None,
+              allow_cpu: bool = False) -> tuple[Plan, int]:
     """Seconds-long answer to "can this machine fine-tune this model?", before any weights load."""
     from transformers import AutoConfig
 
     check_base_model_reachable(base_model)
-    precision = choose_precision()
     config = AutoConfig.from_pretrained(base_model, trust_remote_code=False)
-    return precision, check_fits_hardware(config, precision, load_in_4bit)
+    params = parameter_count(config)
+    plan = plan_training(describe_device(), params, load_in_4bit, train_tokens, allow_cpu)
+    plan.go()
+    return plan, params
 
 
 def main() -> None:
@@ -156,9 +231,9 @@ def main() -> None:
     parser.add_argument("--base_model", "--model_name_or_path", dest="base_model", required=True)
     parser.add_argument("--load_in_4bit", action="store_true")
     args = parser.parse_args()
-    precision, params = preflight(args.base_model, args.load_in_4bit)
-    logger.info("preflight OK: %s, %s parameters, %s on %s", args.base_model, f"{params:,}", precision.name,
-                precision.device)
+    plan, params = preflight(args.base_model, args.load_in_4bit)
+    logger.info("preflight OK: %s, %s parameters, %s on %s", args.base_model, f"{params:,}", plan.precision.name,
+                plan.precision.device)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,9 @@ class TutorArguments:
         "help": "Training JSONL: one {instruction, output} lesson or {topic, messages} dialogue per line."})
     eval_fraction: float = field(default=recipe.EVAL_FRACTION, metadata={
         "help": "Share of examples held out for eval loss, stratified by topic."})
+    allow_cpu_training: bool = field(default=False, metadata={
+        "help": "Train a model over 1B parameters on a CPU anyway (a large CPU server, a wait of days "
+                "accepted); without it such a run stops with the estimated time."})
     cpu_fast_path: bool = field(default=True, metadata={
         "help": "On a CPU: LM head on answer tokens only, bf16 LoRA inputs, 16-bit dropout masks "
                 "(same loss; ~1.4x faster, see docs/PERFORMANCE.md). false = TRL + PEFT as they come."})
@@ -95,17 +98,17 @@ class TutorSFTConfig(SFTConfig):
         super().__post_init__()
 
 
-def fit_to_hardware(sft: TutorSFTConfig, precision) -> TutorSFTConfig:
+def fit_to_hardware(sft: TutorSFTConfig, plan) -> TutorSFTConfig:
     """Precision, device and checkpointing from the hardware, where no flag chose them: bf16 on
     CUDA with bf16 or on a CPU with AVX512-BF16/AMX, fp16 on older GPUs, fp32 otherwise;
     activation checkpointing on CUDA."""
     changes = {}
     if not sft.precision_from_flags:
-        changes.update(bf16=precision.bf16, fp16=precision.fp16)
-    if precision.device == "cpu":
+        changes.update(bf16=plan.precision.bf16, fp16=plan.precision.fp16)
+    if plan.precision.device == "cpu":
         changes["use_cpu"] = True
     if sft.activation_checkpointing is None:  # a.k.a. gradient checkpointing
-        changes["activation_checkpointing"] = precision.device == "cuda"
+        changes["activation_checkpointing"] = plan.activation_checkpointing
     fitted = dataclasses.replace(sft, **changes) if changes else sft
     fitted.precision_from_flags = True
     return fitted

@@ -11,23 +11,26 @@ import shutil
 from pathlib import Path
 
 from tutor_algoritmos.chat_formats import training_chat_template
-from tutor_algoritmos.dataset import Record, count_by_kind, load_records, split_by_topic, to_conversation, too_long
+from tutor_algoritmos.dataset import Record, count_by_kind, load_records, split_by_topic, to_conversation, token_lengths
 from tutor_algoritmos.errors import UserError
 from tutor_algoritmos.files import publish, temporary_sibling
-from tutor_algoritmos.hardware import preflight
+from tutor_algoritmos.hardware import check_base_model_reachable, preflight
 from tutor_algoritmos.lora_targets import check_coverage, resolve_targets
 from tutor_algoritmos.train_config import TutorArguments, TutorModelConfig, TutorSFTConfig, fit_to_hardware
 
 logger = logging.getLogger("tutor")
 
 
-def check_lengths(records: list[Record], tokenizer, max_length: int, data: Path) -> None:
-    over = too_long(records, tokenizer, max_length)
+def check_lengths(records: list[Record], tokenizer, max_length: int, data: Path) -> list[int]:
+    """Every row's token count; a UserError naming each row training would have to cut."""
+    lengths = token_lengths(records, tokenizer)
+    over = [(r, n) for r, n in zip(records, lengths, strict=True) if n > max_length]
     if over:
         lines = "\n".join(f"{data}:{r.line}: {n} tokens > max_length {max_length} — shorten the "
                           "row or raise --max_length (it would be cut, losing its <|end|>)"
                           for r, n in over)
         raise UserError(f"{len(over)} example(s) would be truncated:\n{lines}")
+    return lengths
 
 
 def target_list(model: TutorModelConfig) -> list[str]:
@@ -99,8 +102,9 @@ def load_base(model_args: TutorModelConfig, precision):
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type=model_args.bnb_4bit_quant_type,
             bnb_4bit_use_double_quant=model_args.use_bnb_nested_quant,
-            bnb_4bit_compute_dtype=torch.bfloat16 if precision.bf16 else torch.float16)
-        kwargs["device_map"] = {"": 0}
+            bnb_4bit_compute_dtype=precision.load_dtype)  # the matmuls run in the training precision
+        # the 4-bit weights live where training runs: the GPU, or the CPU (bitsandbytes >= 0.47)
+        kwargs["device_map"] = {"": 0} if precision.device == "cuda" else {"": "cpu"}
     return AutoModelForCausalLM.from_pretrained(model_args.model_name_or_path, **kwargs)
 
 
@@ -139,23 +143,27 @@ def build_trainer(tutor: TutorArguments, model_args: TutorModelConfig, sft: Tuto
 
 
 def prepare(tutor: TutorArguments, model_args: TutorModelConfig, sft: TutorSFTConfig):
-    """Every check that needs no weights: data, base model, hardware, lengths. Seconds, not minutes.
+    """Every check that needs no weights: data, base model, lengths, hardware. Seconds, not minutes.
     Returns the SFT config fitted to this machine's hardware (precision, device, checkpointing)."""
     from transformers import AutoTokenizer
 
     data = Path(tutor.data)
     records = load_records(data)  # structural problems stop us before any model is touched
     base = model_args.model_name_or_path
-    precision, total_params = preflight(base, model_args.load_in_4bit)
+    check_base_model_reachable(base)
     tokenizer = AutoTokenizer.from_pretrained(base, trust_remote_code=False)
     if not tokenizer.chat_template:
         raise UserError(f"{base} has no chat template — use an instruct model")
-    check_lengths(records, tokenizer, sft.max_length, data)
-    return records, tokenizer, precision, total_params, fit_to_hardware(sft, precision)
+    lengths = check_lengths(records, tokenizer, sft.max_length, data)
+    epochs = sft.num_train_epochs if sft.max_steps <= 0 else 1  # a --max_steps run is short anyway
+    plan, total_params = preflight(base, model_args.load_in_4bit, int(sum(lengths) * epochs),
+                                   tutor.allow_cpu_training)
+    return records, tokenizer, plan, total_params, fit_to_hardware(sft, plan)
 
 
 def train(tutor: TutorArguments, model_args: TutorModelConfig, sft: TutorSFTConfig) -> Path:
-    records, tokenizer, precision, total_params, sft = prepare(tutor, model_args, sft)
+    records, tokenizer, plan, total_params, sft = prepare(tutor, model_args, sft)
+    precision = plan.precision
     train_records, eval_records = split_by_topic(records, tutor.eval_fraction)
     logger.info("%d examples: %d train (%s), %d held out (%s; %.0f%%, stratified by topic)", len(records),
                 len(train_records), count_by_kind(train_records), len(eval_records),

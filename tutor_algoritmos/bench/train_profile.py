@@ -77,8 +77,9 @@ def tutor_trainer(base: str, data: str, records, output_dir: str, extra: list[st
     tutor, model_args, sft = parse_train_args(["--model_name_or_path", base, "--data", data, "--output_dir", output_dir,
                                    "--num_train_epochs", "1", "--eval_strategy", "no", "--save_strategy", "no",
                                    *extra])
-    precision, total = preflight(base)
-    trainer, _, _ = build_trainer(tutor, model_args, fit_to_hardware(sft, precision), records, [],
+    plan, total = preflight(base)
+    precision = plan.precision
+    trainer, _, _ = build_trainer(tutor, model_args, fit_to_hardware(sft, plan), records, [],
                                   AutoTokenizer.from_pretrained(base), precision, total)
     return trainer
 
