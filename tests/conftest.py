@@ -122,3 +122,18 @@ def labelled_runs(labels: list[int]) -> list[tuple[int, int]]:
             runs.append((start, i))
             start = None
     return runs
+
+
+def llama_logits(gguf, text, flash_attn=True):
+    """Token ids and logits of `text` as llama.cpp serves the GGUF (BOS added, special tokens parsed)."""
+    import numpy
+
+    from tutor_algoritmos.gguf_tools import load_llama
+
+    llm = load_llama(gguf, n_ctx=512, logits_all=True, n_threads=2, flash_attn=flash_attn)
+    try:
+        ids = llm.tokenize(text.encode(), add_bos=True, special=True)  # as llama.cpp serves it
+        llm.eval(ids)
+        return ids, numpy.array(llm.scores[: len(ids)])
+    finally:
+        llm.close()

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import LLAMA_CPP_DIR, ROOT
+from conftest import LLAMA_CPP_DIR, ROOT, llama_logits
 
 from tutor_algoritmos.dataset import with_system
 
@@ -45,18 +45,6 @@ def merged_logits(pipeline):
     with torch.no_grad():
         logits = model(torch.tensor([ids])).logits[0].numpy()
     return text, ids, logits
-
-
-def llama_logits(gguf, text, flash_attn):
-    from tutor_algoritmos.gguf_tools import load_llama
-
-    llm = load_llama(gguf, n_ctx=512, logits_all=True, n_threads=2, flash_attn=flash_attn)
-    try:
-        ids = llm.tokenize(text.encode(), add_bos=True, special=True)  # as llama.cpp serves it
-        llm.eval(ids)
-        return ids, np.array(llm.scores[: len(ids)])
-    finally:
-        llm.close()
 
 
 def test_outputs_exist_and_make_considers_them_done(pipeline):
