@@ -34,6 +34,8 @@ PROFILES = {
     "packed_batch": ("one micro-batch of 8 sequences packed into one row (position_ids restart per lesson)",
                      ["--gradient_accumulation_steps", "1", "--packing", "true", "--max_length", "10240"]),
     "checkpointing": ("default profile + activation checkpointing", ["--activation_checkpointing", "true"]),
+    "qlora": ("default profile with the frozen base in 4-bit NF4 (QLoRA; bitsandbytes on the CPU)",
+              ["--load_in_4bit", "true"]),
 }
 SEQUENCES_PER_STEP = recipe.BATCH_SIZE * recipe.GRADIENT_ACCUMULATION
 
