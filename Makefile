@@ -227,6 +227,11 @@ bench: $(DEMO_BASE)/config.json
 		--gguf-q4 $(DEMO_OUT)/base-Q4_K_M.gguf --llama-cpp-dir $(LLAMA_CPP_DIR) --out out/bench \
 		--doc docs/PERFORMANCE.md $(BENCH_ARGS)
 
+## gpu-check: the full-size rehearsal to run first on a CUDA machine (minutes, no hub) -> out/gpu-check/
+.PHONY: gpu-check
+gpu-check: | $(DEPS_STAMP) $(CONVERTER)
+	$(PYTHON) -m $(PKG).bench.gpu_check --data $(DATA) --llama-cpp-dir $(LLAMA_CPP_DIR) --out out/gpu-check
+
 ## all: preflight, check-data, train, merge, gguf, quantize, modelfile, ollama (needs a CUDA GPU)
 .PHONY: all
 all: preflight
