@@ -130,7 +130,7 @@ $(TINY_MODEL): $(PKG)/fixtures/tiny_phi3.py $(PKG)/phi35.py $(PKG)/phi3_tokenize
 preflight: | $(DEPS_STAMP)
 	$(PYTHON) -m $(PKG).hardware --base_model $(BASE_MODEL)
 
-## check-data: validate DATA (structure, runnable examples, analogies, duplicates)
+## check-data: validate DATA row by row by kind (structure, runnable examples, lengths, duplicates)
 .PHONY: check-data
 check-data: $(DATA_STAMP)
 $(DATA_STAMP): $(DATA) $(PKG)/check_data.py $(PKG)/dataset.py $(PKG)/sandbox.py $(PKG)/recipe.py \
@@ -185,7 +185,7 @@ ollama-check:
 	@ollama list >/dev/null 2>&1 || { echo "the Ollama server is not running: start it with 'ollama serve'" \
 		"(or open the Ollama app), then run make ollama again"; exit 1; }
 
-## eval: base vs tuned on held-out questions -> OUT/report.md, report.json, loss_curves.png
+## eval: base vs tuned on held-out rows, per kind -> OUT/report.md, answers.md (JUDGE_URL adds a judge)
 .PHONY: eval
 eval: $(REPORT)
 $(REPORT): $(MERGED) $(QUANTIZED) $(BASE_QUANTIZED) $(PKG)/evaluation.py $(PKG)/eval_report.py \
