@@ -28,7 +28,7 @@ from difflib import SequenceMatcher
 from pathlib import Path
 
 from tutor_algoritmos.answer_checks import PYTHON_BLOCK, SHORT_MAX_CHARS, has_analogy
-from tutor_algoritmos.dataset import KINDS, Problem, Record, read_jsonl, too_long
+from tutor_algoritmos.dataset import KINDS, Problem, Record, read_jsonl, token_lengths, too_long
 from tutor_algoritmos.errors import UserError, run_cli
 from tutor_algoritmos.recipe import MAX_LENGTH, max_length_of
 from tutor_algoritmos.sandbox import CPU_SECONDS, WALL_SECONDS, run_python
@@ -190,7 +190,7 @@ def length_problems(records: list[Record], tokenizer_name: str, max_length: int,
                 for r in records
                 if (chars := sum(len(m["content"]) for m in r.messages)) > SAFE_CHARS_PER_TOKEN * max_length]
     return [Problem(r.line, f"{n} tokens with the system prompt and chat template, over max_length {max_length}",
-                    fix) for r, n in too_long(records, tokenizer, max_length)]
+                    fix) for r, n in too_long(records, token_lengths(records, tokenizer), max_length)]
 
 
 def check(path: Path, execute: bool = True, tokenizer: str | None = None, max_length: int = MAX_LENGTH,

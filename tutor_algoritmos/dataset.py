@@ -206,9 +206,9 @@ def token_lengths(records: list[Record], tokenizer) -> list[int]:
                                               return_dict=True)["input_ids"]) for r in records]
 
 
-def too_long(records: list[Record], tokenizer, max_length: int) -> list[tuple[Record, int]]:
-    """(record, tokens) for every example training would have to cut at max_length."""
-    return [(r, n) for r, n in zip(records, token_lengths(records, tokenizer), strict=True) if n > max_length]
+def too_long(records: list[Record], lengths: list[int], max_length: int) -> list[tuple[Record, int]]:
+    """(record, tokens) for every example training would have to cut at max_length (lengths from token_lengths)."""
+    return [(r, n) for r, n in zip(records, lengths, strict=True) if n > max_length]
 
 
 def _stable_key(record: Record) -> str:
@@ -242,7 +242,12 @@ def split_by_topic(records: list[Record], eval_fraction: float) -> tuple[list[Re
     return train, evaluation
 
 
+def by_kind(records: list[Record]) -> dict[str, list[int]]:
+    """Row indices per kind, in KINDS order, for the kinds present."""
+    groups = {kind: [i for i, r in enumerate(records) if r.kind == kind] for kind in KINDS}
+    return {kind: rows for kind, rows in groups.items() if rows}
+
+
 def count_by_kind(records: list[Record]) -> str:
-    """'lesson 30, hint 3, ...' in KINDS order: how split, eval and check-data report a set."""
-    counts = {kind: sum(r.kind == kind for r in records) for kind in KINDS}
-    return ", ".join(f"{kind} {n}" for kind, n in counts.items() if n)
+    """'lesson 30, hint 3, ...' in KINDS order: how the split and training's log report a set."""
+    return ", ".join(f"{kind} {len(rows)}" for kind, rows in by_kind(records).items())

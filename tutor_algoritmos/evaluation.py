@@ -20,11 +20,12 @@ import logging
 import math
 from pathlib import Path
 
+from tutor_algoritmos import recipe
 from tutor_algoritmos.answer_checks import check_answer
 from tutor_algoritmos.chat_formats import detect_chat_format, training_chat_template
 from tutor_algoritmos.dataset import (
-    KINDS,
     Record,
+    by_kind,
     context_for_last_answer,
     load_records,
     split_by_topic,
@@ -113,16 +114,10 @@ def spread_over_kinds(records: list[Record], limit: int) -> list[Record]:
     return picked
 
 
-def by_kind(records: list[Record]) -> dict[str, list[int]]:
-    """Row indices per kind, in KINDS order, for the kinds present."""
-    groups = {kind: [i for i, r in enumerate(records) if r.kind == kind] for kind in KINDS}
-    return {kind: rows for kind, rows in groups.items() if rows}
-
-
 def run_eval_fraction(adapter: Path) -> float:
-    """The held-out share the adapter was trained with (its run_config.json), 0.1 without one."""
+    """The held-out share the adapter was trained with (its run_config.json), the recipe's without one."""
     config = adapter / "run_config.json"
-    return json.loads(config.read_text())["tutor"]["eval_fraction"] if config.is_file() else 0.1
+    return json.loads(config.read_text())["tutor"]["eval_fraction"] if config.is_file() else recipe.EVAL_FRACTION
 
 
 def evaluate(args: argparse.Namespace) -> dict:

@@ -211,17 +211,23 @@ def parameter_count(config) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def preflight(base_model: str, load_in_4bit: bool = False, train_tokens: int | None = None,
-              allow_cpu: bool = False) -> tuple[Plan, int]:
-    """Seconds-long answer to "can this machine fine-tune this model?", before any weights load."""
+def plan_for_model(base_model: str, load_in_4bit: bool = False, train_tokens: int | None = None,
+                   allow_cpu: bool = False) -> tuple[Plan, int]:
+    """The plan for a base already known to be reachable: its config's parameter count, this device."""
     from transformers import AutoConfig
 
-    check_base_model_reachable(base_model)
     config = AutoConfig.from_pretrained(base_model, trust_remote_code=False)
     params = parameter_count(config)
     plan = plan_training(describe_device(), params, load_in_4bit, train_tokens, allow_cpu)
     plan.go()
     return plan, params
+
+
+def preflight(base_model: str, load_in_4bit: bool = False, train_tokens: int | None = None,
+              allow_cpu: bool = False) -> tuple[Plan, int]:
+    """Seconds-long answer to "can this machine fine-tune this model?", before any weights load."""
+    check_base_model_reachable(base_model)
+    return plan_for_model(base_model, load_in_4bit, train_tokens, allow_cpu)
 
 
 def main() -> None:

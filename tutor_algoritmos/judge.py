@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from tutor_algoritmos.dataset import Record
+from tutor_algoritmos.dataset import Record, by_kind
 from tutor_algoritmos.errors import UserError
 from tutor_algoritmos.files import publish, temporary_sibling
 from tutor_algoritmos.judge_rubric import DIMENSIONS, RETRY, RUBRIC_VERSION, SYSTEM, VALUES, user_message
@@ -171,11 +171,9 @@ def win_rate(pairs: list[tuple[float, float]]) -> float | None:
 
 def summarize_verdicts(records: list[Record], verdicts: dict[str, list]) -> dict:
     """Per kind ("all" first) and dimension: base and tuned bootstrap means, tuned-over-base win rate."""
-    kinds = ["all", *dict.fromkeys(r.kind for r in records)]
     summary = {"rubric_version": RUBRIC_VERSION,
                "no_verdict": {name: sum(v is None for v in vs) for name, vs in verdicts.items()}, "kinds": {}}
-    for kind in kinds:
-        rows = [i for i, r in enumerate(records) if kind in ("all", r.kind)]
+    for kind, rows in {"all": list(range(len(records))), **by_kind(records)}.items():
         table = {}
         for key in KEYS:
             scores = {name: [verdicts[name][i][key] for i in rows

@@ -11,10 +11,18 @@ import shutil
 from pathlib import Path
 
 from tutor_algoritmos.chat_formats import training_chat_template
-from tutor_algoritmos.dataset import Record, count_by_kind, load_records, split_by_topic, to_conversation, token_lengths
+from tutor_algoritmos.dataset import (
+    Record,
+    count_by_kind,
+    load_records,
+    split_by_topic,
+    to_conversation,
+    token_lengths,
+    too_long,
+)
 from tutor_algoritmos.errors import UserError
 from tutor_algoritmos.files import publish, temporary_sibling
-from tutor_algoritmos.hardware import check_base_model_reachable, preflight
+from tutor_algoritmos.hardware import check_base_model_reachable, plan_for_model
 from tutor_algoritmos.lora_targets import check_coverage, resolve_targets
 from tutor_algoritmos.train_config import TutorArguments, TutorModelConfig, TutorSFTConfig, fit_to_hardware
 
@@ -24,7 +32,7 @@ logger = logging.getLogger("tutor")
 def check_lengths(records: list[Record], tokenizer, max_length: int, data: Path) -> list[int]:
     """Every row's token count; a UserError naming each row training would have to cut."""
     lengths = token_lengths(records, tokenizer)
-    over = [(r, n) for r, n in zip(records, lengths, strict=True) if n > max_length]
+    over = too_long(records, lengths, max_length)
     if over:
         lines = "\n".join(f"{data}:{r.line}: {n} tokens > max_length {max_length} — shorten the "
                           "row or raise --max_length (it would be cut, losing its <|end|>)"
@@ -156,8 +164,8 @@ def prepare(tutor: TutorArguments, model_args: TutorModelConfig, sft: TutorSFTCo
         raise UserError(f"{base} has no chat template — use an instruct model")
     lengths = check_lengths(records, tokenizer, sft.max_length, data)
     epochs = sft.num_train_epochs if sft.max_steps <= 0 else 1  # a --max_steps run is short anyway
-    plan, total_params = preflight(base, model_args.load_in_4bit, int(sum(lengths) * epochs),
-                                   tutor.allow_cpu_training)
+    plan, total_params = plan_for_model(base, model_args.load_in_4bit, int(sum(lengths) * epochs),
+                                        tutor.allow_cpu_training)
     return records, tokenizer, plan, total_params, fit_to_hardware(sft, plan)
 
 

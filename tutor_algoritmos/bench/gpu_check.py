@@ -23,7 +23,6 @@ import argparse
 import json
 import logging
 import resource
-import time
 from pathlib import Path
 
 import torch
@@ -40,18 +39,17 @@ PROFILES = {  # name -> extra train_lora.py flags
 
 def matmul_peak_tflops(device: str, n: int, repeats: int = 5) -> float:
     """Best rate of an n x n bf16 matmul on the device: the ceiling MFU is measured against."""
+    from tutor_algoritmos.bench.run import best_seconds
+
     a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
     b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-    best = float("inf")
-    for _ in range(repeats + 1):  # the first call warms up
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
+
+    def matmul():
         a @ b
         if device == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best / 1e12
+            torch.cuda.synchronize()  # a CUDA launch returns before the work is done
+
+    return 2 * n**3 / best_seconds(matmul, repeats) / 1e12
 
 
 def linear_parameters(config) -> int:
