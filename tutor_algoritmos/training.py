@@ -106,7 +106,7 @@ def load_base(model_args: TutorModelConfig, precision):
         try:
             import bitsandbytes  # noqa: F401
         except ImportError:
-            raise UserError("--load_in_4bit needs bitsandbytes: .venv/bin/pip install bitsandbytes==0.50.2") from None
+            raise UserError("--load_in_4bit needs bitsandbytes, pinned in requirements.txt: run `make deps`") from None
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type=model_args.bnb_4bit_quant_type,
             bnb_4bit_use_double_quant=model_args.use_bnb_nested_quant,
