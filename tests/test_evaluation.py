@@ -50,7 +50,7 @@ CASES = {  # kind: (record, good answer, {check: an answer of that kind that fai
         "names_student_code": GOOD_FEEDBACK.replace("`pila[0]`", "ese acceso").replace("def tope(pila)",
                                                                                          "def cima(p)")
                                            .replace("pila[-1]", "p[-1]").replace("tope([1, 2])", "cima([1, 2])"),
-        "python_runs": GOOD_FEEDBACK.replace("== 2", "== 1"),
+        "fix_runs": GOOD_FEEDBACK.replace("== 2", "== 1"),
     }),
     "hint": (HINT, GOOD_HINT, {
         "no_solution_code": GOOD_HINT.replace("Escríbeme", "```python\ndef invertir(s):\n    return s[::-1]\n"
@@ -60,6 +60,7 @@ CASES = {  # kind: (record, good answer, {check: an answer of that kind that fai
     }),
     "short": (SHORT, "Sí: `lista.pop()` quita el último elemento en O(1); `pop(0)` es O(n).", {
         "short_enough": "Sí: `lista.pop()` es O(1) y la lista no se corre. " * 20,
+        "spanish": "Yes: `lista.pop()` is O(1), because the list does not have to shift at all.",
     }),
     "ask-for-code": (ASK, GOOD_ASK, {
         "asks_for_code": "Una causa típica es hacer pop() sobre una pila vacía: revisa eso en tu código.",
@@ -76,6 +77,40 @@ def test_a_good_answer_of_each_kind_passes_and_each_check_can_fail(kind):
     for check, answer in bad.items():
         failed = [name for name, ok in check_answer(answer, record, stopped=True).items() if not ok]
         assert failed == [check], (check, failed)
+
+
+SKELETON = "```python\ndef invertir(s):\n    pila = []\n    ...   # apila cada letra\n```"
+# (record, answer, check, verdict): answers that fooled an earlier version of a check, in either direction
+NOT_FOOLED = [
+    (FEEDBACK, "Revisa el bucle `for` y el `return` de tu función.", "names_student_code", False),
+    (FEEDBACK, "El error está en la línea 99: devuelves el primero.", "names_student_code", False),
+    (FEEDBACK, "El error está en la línea 2: devuelves el primero.", "names_student_code", True),
+    (FEEDBACK, "Cambia `return pila[0]` por el último elemento.", "names_student_code", True),
+    (FEEDBACK, "El tope es el último:\n\n```python\ndef tope(pila):\n    return pila[-1]\n```", "fix_runs", True),
+    (HINT, GOOD_HINT.replace("\n\nEscríbeme", f"\n\nUn esqueleto:\n\n{SKELETON}\n\nEscríbeme"),
+     "no_solution_code", True),
+    (HINT, GOOD_HINT.replace("```python", "```"), "no_solution_code", True),
+    (HINT, GOOD_HINT + "\n\n```\ndef invertir(s):\n    return s[::-1]\n```\n\n¿Lo pruebas?", "no_solution_code",
+     False),
+    (HINT, GOOD_HINT + "\n\n```py\ndef invertir(s):\n    return s[::-1]\n```\n\n¿Lo pruebas?", "no_solution_code",
+     False),
+    (HINT, "Pista: piensa en una pila.\n\n¿Ves? La respuesta es `s[::-1]`.", "hands_back", False),
+    (HINT, "Pista: piensa en una pila. Mándamela cuando la tengas.", "hands_back", True),
+    (ASK, "Lo que pasa es que una pila vacía no tiene tope. Esta muestra de error es típica.", "asks_for_code",
+     False),
+    (ASK, "Sin ver el código no lo sé: ¿me pasas la función y el traceback completo?", "asks_for_code", True),
+    (ASK, GOOD_ASK + "\n\n```\nfor x in pila:\n    pila.pop()\n```", "no_guessed_code", False),
+    (ASK, GOOD_ASK + "\n\n```text\n[1, 2] -> pop -> [1]\n```", "no_guessed_code", True),
+    (SHORT, "Sí: `pop()` es O(1).", "spanish", True),
+    (SHORT, "Sí.", "short_enough", False),
+    (LESSON, GOOD_LESSON + "\n\nIn short, binary search is the way to go when you need to find an element in a "
+     "sorted list, and it is much faster than a linear scan.", "spanish", False),
+]
+
+
+@pytest.mark.parametrize(("record", "answer", "check", "verdict"), NOT_FOOLED)
+def test_checks_judge_what_a_teacher_would(record, answer, check, verdict):
+    assert check_answer(answer, record)[check] is verdict
 
 
 def test_a_hint_needs_no_code_and_a_short_answer_no_analogy():
