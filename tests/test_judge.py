@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import replace
 
 import pytest
 from conftest import ROOT
@@ -111,6 +112,9 @@ def test_the_judge_path_end_to_end(server, tmp_path):
     # a re-run costs nothing: every verdict comes from the cache, with no server at all
     down = Judge(f"http://127.0.0.1:{free_port()}/v1", "tutor-juez-diminuto", tmp_path / "judge-cache")
     assert judge_answers(down, records, answers) == verdicts
+    # ...unless the dataset's reference answer, which the judge reads too, was edited since
+    edited = replace(HINT, messages=(*HINT.messages[:-1], {"role": "assistant", "content": "otra referencia"}))
+    assert judge.is_cached(HINT, answers["tuned"][0][0]) and not judge.is_cached(edited, answers["tuned"][0][0])
 
 
 def test_a_wrong_model_name_names_the_fix(server, tmp_path):
@@ -136,7 +140,7 @@ def test_a_server_that_is_down_names_the_fix(tmp_path):
 def test_a_server_that_dies_mid_run_keeps_the_verdicts_it_gave(demo_gguf, tmp_path):
     import threading
 
-    proc, url = start_server(demo_gguf, "juez")
+    proc, url = start_server(demo_gguf, "juez:latest")  # the name Ollama lists for `ollama pull juez`
     cache = tmp_path / "cache"
 
     def kill_after_the_first_verdict():

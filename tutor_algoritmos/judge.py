@@ -77,13 +77,17 @@ class Judge:
         except openai.APIStatusError as err:
             raise UserError(f"{self.url} is not an OpenAI-compatible API ({err.status_code} on /models) — "
                             "JUDGE_URL ends in /v1, e.g. http://localhost:11434/v1") from None
+        if self.model not in served and f"{self.model}:latest" in served:
+            self.model += ":latest"  # Ollama lists `ollama pull llama3.1` as llama3.1:latest
         if self.model not in served:
             raise UserError(f"the judge server at {self.url} has no model {self.model!r} (it serves: "
                             f"{', '.join(served) or 'none'}) — `ollama pull {self.model}`, or set JUDGE_MODEL to "
                             "one it serves")
 
     def _cache_file(self, record: Record, answer: str) -> Path:
-        key = json.dumps([RUBRIC_VERSION, self.model, record.kind, conversation_text(record), answer])
+        # everything the judge reads: an edited reference answer in the dataset is judged again
+        key = json.dumps([RUBRIC_VERSION, self.model, record.kind, conversation_text(record), record.answers[-1],
+                          answer])
         return self.cache_dir / f"{hashlib.sha256(key.encode('utf-8')).hexdigest()}.json"
 
     def is_cached(self, record: Record, answer: str) -> bool:
