@@ -125,10 +125,10 @@ tiny-model: $(TINY_MODEL)
 $(TINY_MODEL): $(PKG)/fixtures/tiny_phi3.py $(PKG)/phi35.py $(PKG)/phi3_tokenizer.py | $(CONVERTER)
 	$(PYTHON) -m $(PKG).fixtures.tiny_phi3 --vocab-gguf $(LLAMA_CPP_DIR)/models/ggml-vocab-phi-3.gguf --out $(BUILD)/tiny-phi3
 
-## preflight: can this machine fine-tune BASE_MODEL? (GPU, hub access; seconds)
+## preflight: can this machine fine-tune BASE_MODEL with TRAIN_ARGS? (data, hub, GPU memory or CPU wait; seconds)
 .PHONY: preflight
 preflight: | $(DEPS_STAMP)
-	$(PYTHON) -m $(PKG).hardware --base_model $(BASE_MODEL)
+	$(PYTHON) -m $(PKG).preflight --model_name_or_path $(BASE_MODEL) --data $(DATA) $(TRAIN_ARGS)
 
 ## check-data: validate DATA row by row by kind (structure, runnable examples, lengths, duplicates)
 .PHONY: check-data

@@ -49,17 +49,27 @@ def test_config_typo_and_impossible_values(tmp_path):
 
 
 def test_unreachable_hub_model_points_to_demo(tmp_path):
-    result = run("-m", "tutor_algoritmos.hardware", "--base_model", "microsoft/Phi-3.5-mini-instruct")
+    result = run("-m", "tutor_algoritmos.preflight", "--model_name_or_path", "microsoft/Phi-3.5-mini-instruct")
     assert_user_error(result, "Hugging Face Hub", "make demo")
 
 
-def test_big_model_without_cuda_points_to_demo(tmp_path):
+def test_big_model_without_cuda_states_the_wait_and_the_flag_lifts_it(tmp_path):
+    """make all's preflight judges the run train_lora.py will make: its token count and its flags."""
+    import shutil
+
     from tutor_algoritmos.phi35 import phi35_mini_config
 
     phi35_mini_config().save_pretrained(tmp_path)
+    for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json"):
+        if (ROOT / "build/tiny-phi3" / name).is_file():
+            shutil.copy(ROOT / "build/tiny-phi3" / name, tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["hidden_size"] == 3072
-    result = run("-m", "tutor_algoritmos.hardware", "--base_model", str(tmp_path))
-    assert_user_error(result, "3.8B parameters on a CPU — use a CUDA GPU", "make demo", "--allow_cpu_training")
+    preflight = ("-m", "tutor_algoritmos.preflight", "--model_name_or_path", str(tmp_path))
+    result = run(*preflight)
+    assert_user_error(result, "3.8B parameters on a CPU, about", "days here (", "tokens to train at",
+                      "make demo", "--allow_cpu_training")
+    allowed = run(*preflight, "--allow_cpu_training", "true")
+    assert allowed.returncode == 0 and "preflight OK" in allowed.stderr, allowed.stderr
 
 
 def test_bad_outtype_and_quant_name_the_choices(tmp_path):

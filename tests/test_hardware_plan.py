@@ -22,6 +22,17 @@ def test_ampere_and_later_train_in_bf16_with_checkpointing():
 def test_volta_and_turing_train_in_fp16():
     plan = plan_training(Device(cuda=True, bf16=False, compute_capability=(7, 5), free_gb=16.0), PHI35, False)
     assert (plan.precision.name, plan.precision.device, plan.problem) == ("fp16", "cuda", None)
+    # torch's is_bf16_supported() says yes on a T4 or V100 unless asked about hardware only: the
+    # compute capability decides, since emulated bf16 would run several times slower than fp16
+    for capability in ((7, 0), (7, 5)):
+        emulated = Device(cuda=True, bf16=True, compute_capability=capability, free_gb=16.0)
+        assert plan_training(emulated, PHI35, False).precision.name == "fp16"
+
+
+def test_each_process_puts_its_model_on_its_own_gpu():
+    # make train NPROC=4: torchrun gives each process its LOCAL_RANK, and a 4-bit base must load there
+    third = Device(cuda=True, bf16=True, compute_capability=(9, 0), free_gb=80.0, local_rank=2)
+    assert plan_training(third, PHI35, True).device_map == {"": 2}
 
 
 def test_too_little_memory_for_16_bit_names_qlora_when_4_bit_fits():

@@ -7,6 +7,7 @@ of set-up: both are caught here, in seconds, with the way out (`make demo`) in t
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ CPU_TOKENS_PER_S, CPU_MEASURED_PARAMS = 203.2, 134_515_008
 # and checkpointed activations of a 2048-token sequence. Phi-3.5-mini: ~10.6 GB 16-bit, ~5.1 GB 4-bit.
 BYTES_PER_PARAM = {False: 2.0, True: 0.55}
 OVERHEAD_GB = 3.0
+AMPERE = (8, 0)  # the first compute capability with bf16 tensor cores
 
 
 @dataclass(frozen=True)
@@ -64,9 +66,10 @@ def choose_precision() -> Precision:
 class Device:
     """What the decisions depend on, read from torch by describe_device() or written by a test."""
     cuda: bool
-    bf16: bool  # CUDA: bf16 supported (Ampere and later); CPU: AVX512-BF16 or AMX
+    bf16: bool  # CUDA: bf16 in hardware, not emulated; CPU: AVX512-BF16 or AMX
     compute_capability: tuple[int, int] | None = None
     free_gb: float | None = None  # free GPU memory
+    local_rank: int = 0  # which GPU of this machine the process trains on (torchrun/accelerate set it)
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,9 @@ class Plan:
 def describe_device() -> Device:
     if torch.cuda.is_available():
         free, _total = torch.cuda.mem_get_info()
-        return Device(True, torch.cuda.is_bf16_supported(), torch.cuda.get_device_capability(), free / 1e9)
+        # including_emulation=False: torch otherwise says yes on Volta/Turing, which emulate bf16 slowly
+        return Device(True, torch.cuda.is_bf16_supported(including_emulation=False),
+                      torch.cuda.get_device_capability(), free / 1e9, int(os.environ.get("LOCAL_RANK", "0")))
     return Device(False, cpu_has_bf16())
 
 
@@ -109,9 +114,9 @@ def plan_training(device: Device, params: int, load_in_4bit: bool, train_tokens:
     estimated time unless allow_cpu.
     """
     if device.cuda:
-        name = "bf16" if device.bf16 else "fp16"
-        precision = Precision(name, torch.bfloat16 if device.bf16 else torch.float16, "cuda")
-        plan = Plan(precision, {"": 0}, True)
+        bf16 = device.bf16 and (device.compute_capability or (0, 0)) >= AMPERE
+        precision = Precision("bf16", torch.bfloat16, "cuda") if bf16 else Precision("fp16", torch.float16, "cuda")
+        plan = Plan(precision, {"": device.local_rank}, True)
         need = training_memory_gb(params, load_in_4bit)
         if device.free_gb is not None and device.free_gb < need:
             if not load_in_4bit and device.free_gb >= training_memory_gb(params, True):
@@ -228,21 +233,3 @@ def preflight(base_model: str, load_in_4bit: bool = False, train_tokens: int | N
     """Seconds-long answer to "can this machine fine-tune this model?", before any weights load."""
     check_base_model_reachable(base_model)
     return plan_for_model(base_model, load_in_4bit, train_tokens, allow_cpu)
-
-
-def main() -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Check that this machine can fine-tune a base model.")
-    parser.add_argument("--base_model", "--model_name_or_path", dest="base_model", required=True)
-    parser.add_argument("--load_in_4bit", action="store_true")
-    args = parser.parse_args()
-    plan, params = preflight(args.base_model, args.load_in_4bit)
-    logger.info("preflight OK: %s, %s parameters, %s on %s", args.base_model, f"{params:,}", plan.precision.name,
-                plan.precision.device)
-
-
-if __name__ == "__main__":
-    from tutor_algoritmos.errors import run_cli
-
-    run_cli(main)

@@ -93,7 +93,7 @@ def last_checkpoint(partial: Path, fingerprint: dict) -> str | None:
     return str(checkpoint)
 
 
-def load_base(model_args: TutorModelConfig, precision):
+def load_base(model_args: TutorModelConfig, precision, device_map: dict | None = None):
     """The frozen base, in the hardware's precision unless --dtype chose one; 4-bit NF4 with --load_in_4bit."""
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
@@ -111,13 +111,14 @@ def load_base(model_args: TutorModelConfig, precision):
             load_in_4bit=True, bnb_4bit_quant_type=model_args.bnb_4bit_quant_type,
             bnb_4bit_use_double_quant=model_args.use_bnb_nested_quant,
             bnb_4bit_compute_dtype=precision.load_dtype)  # the matmuls run in the training precision
-        # the 4-bit weights live where training runs: the GPU, or the CPU (bitsandbytes >= 0.47)
-        kwargs["device_map"] = {"": 0} if precision.device == "cuda" else {"": "cpu"}
+        # the 4-bit weights live where training runs: this process's GPU (the plan's {"": LOCAL_RANK}, so
+        # NPROC=4 puts one copy on each GPU), or the CPU (bitsandbytes >= 0.47)
+        kwargs["device_map"] = device_map or ({"": 0} if precision.device == "cuda" else {"": "cpu"})
     return AutoModelForCausalLM.from_pretrained(model_args.model_name_or_path, **kwargs)
 
 
 def build_trainer(tutor: TutorArguments, model_args: TutorModelConfig, sft: TutorSFTConfig, train_records: list[Record],
-                  eval_records: list[Record], tokenizer, precision, total_params: int):
+                  eval_records: list[Record], tokenizer, precision, total_params: int, device_map: dict | None = None):
     """SFTTrainer with LoRA on the resolved projections, coverage verified before any step."""
     from datasets import Dataset
     from trl import SFTTrainer, get_peft_config
@@ -126,7 +127,7 @@ def build_trainer(tutor: TutorArguments, model_args: TutorModelConfig, sft: Tuto
 
     # With {% generation %} markers TRL labels every answer; the text is the original template's
     tokenizer.chat_template = training_chat_template(tokenizer)
-    model = load_base(model_args, precision)
+    model = load_base(model_args, precision, device_map)
     targets = resolve_targets(model, target_list(model_args))
     # TRL's own LoraConfig from ModelConfig, with the names resolved against this model's modules
     peft_config = get_peft_config(dataclasses.replace(model_args, lora_target_modules=targets))
@@ -186,7 +187,7 @@ def train(tutor: TutorArguments, model_args: TutorModelConfig, sft: TutorSFTConf
 
     trainer, targets, trainable = build_trainer(
         tutor, model_args, dataclasses.replace(sft, output_dir=str(partial)), train_records, eval_records,
-        tokenizer, precision, total_params)
+        tokenizer, precision, total_params, plan.device_map)
     world = trainer.accelerator.num_processes
     logger.info("%d sequences per optimizer step = %d process(es) x %d per micro-batch x %d accumulated",
                 world * sft.per_device_train_batch_size * sft.gradient_accumulation_steps, world,
