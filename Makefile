@@ -59,6 +59,20 @@ BASE_QUANTIZED := $(OUT)/base-$(QUANT).gguf
 REPORT := $(OUT)/report.md
 DEMO_BASE := $(DEMO_OUT)/base
 PKG := tutor_algoritmos
+# The code each step runs: its entry point and every package module it imports (tests/test_make.py
+# checks these lists against the imports). errors.py and files.py only word messages and rename
+# finished files, so editing them rebuilds nothing.
+CHECK_CODE := $(addprefix $(PKG)/,check_data.py answer_checks.py dataset.py hardware.py phi3_tokenizer.py \
+	prompts.py recipe.py sandbox.py)
+TRAIN_CODE := train_lora.py $(addprefix $(PKG)/,training.py train_config.py answer_loss.py chat_formats.py \
+	cpu_fast_path.py dataset.py hardware.py lora_targets.py loss_curve.py prompts.py recipe.py)
+MERGE_CODE := convert_lora_to_gguf.py $(PKG)/merge.py
+CONVERT_CODE := convert_lora_to_gguf.py $(addprefix $(PKG)/,conversion.py chat_formats.py gguf_tools.py \
+	llama_cpp_source.py)
+MODELFILE_CODE := $(addprefix $(PKG)/,modelfile.py chat_formats.py gguf_tools.py modelfile_syntax.py prompts.py)
+EVAL_CODE := $(addprefix $(PKG)/,evaluation.py answer_checks.py answer_loss.py chat_formats.py dataset.py \
+	eval_report.py gguf_tools.py judge.py judge_rubric.py loss_curve.py modelfile.py modelfile_syntax.py \
+	prompts.py recipe.py sandbox.py)
 
 # The variables a step depends on are remembered in $(OUT)/.vars/, one file each, so an output
 # folder knows how it was built:
@@ -67,9 +81,11 @@ PKG := tutor_algoritmos
 # - one set to a new value gets its file rewritten, so make redoes exactly the steps that use it.
 # Only recipes write those files, never the parsing of this Makefile: `make -n` and `make -q`
 # change nothing. (A value must not contain a single quote: the recipe writes it with printf.)
-REMEMBERED := BASE_MODEL:base_model DATA:data TRAIN_ARGS:train_args OUTTYPE:outtype MODEL_NAME:model_name
+REMEMBERED := BASE_MODEL:base_model DATA:data TRAIN_ARGS:train_args OUTTYPE:outtype EVAL_DATA:eval_data \
+	EVAL_ARGS:eval_args
 var_file = $(OUT)/.vars/$(1)
-explicit = $(filter command line environment%,$(origin $(1)))
+# given on this make's command line (or a parent make's): an exported DATA or OUT in the shell is not
+explicit = $(filter command line,$(origin $(1)))
 same_text = $(and $(findstring x$(1)x,x$(2)x),$(findstring x$(2)x,x$(1)x))
 # $(call recall,VARIABLE,file): take the remembered value unless the user gave one
 recall = $(if $(or $(call explicit,$(1)),$(if $(wildcard $(call var_file,$(2))),,none)),,\
@@ -86,7 +102,13 @@ VAR_BASE := $(call var_file,base_model)
 VAR_DATA := $(call var_file,data)
 VAR_TRAIN := $(call var_file,train_args)
 VAR_OUTTYPE := $(call var_file,outtype)
-VAR_NAME := $(call var_file,model_name)
+VAR_EVAL := $(call var_file,eval_data) $(call var_file,eval_args)
+# The data's content, not only its name and date: an older copy put in its place (cp -p, git
+# checkout of an old commit, tar x) is checked again. sha256sum reads 1.4 MB in ~5 ms.
+DATA_SHA256 := $(firstword $(shell sha256sum '$(DATA)' 2>/dev/null))
+VAR_DATA_SHA256 := $(call var_file,data_sha256)
+$(VAR_DATA_SHA256): $(if $(call changed,data_sha256,$(DATA_SHA256)),FORCE)
+	@mkdir -p $(@D) && printf '%s' '$(DATA_SHA256)' > $@
 .PHONY: FORCE
 FORCE:
 
@@ -133,8 +155,8 @@ preflight: | $(DEPS_STAMP)
 ## check-data: validate DATA row by row by kind (structure, runnable examples, lengths, duplicates)
 .PHONY: check-data
 check-data: $(DATA_STAMP)
-$(DATA_STAMP): $(DATA) $(PKG)/check_data.py $(PKG)/dataset.py $(PKG)/sandbox.py $(PKG)/recipe.py \
-		$(VAR_BASE) $(VAR_DATA) $(VAR_TRAIN) | $(DEPS_STAMP) $(CONVERTER)
+$(DATA_STAMP): $(DATA) $(CHECK_CODE) $(VAR_BASE) $(VAR_DATA) $(VAR_DATA_SHA256) $(VAR_TRAIN) \
+		| $(DEPS_STAMP) $(CONVERTER)
 	$(PYTHON) -m $(PKG).check_data $(DATA) --tokenizer $(BASE_MODEL) --train-args '$(TRAIN_ARGS)' \
 		--llama-cpp-dir $(LLAMA_CPP_DIR)
 	@mkdir -p $(@D) && touch $@
@@ -142,33 +164,36 @@ $(DATA_STAMP): $(DATA) $(PKG)/check_data.py $(PKG)/dataset.py $(PKG)/sandbox.py 
 ## train: LoRA fine-tune -> OUT/adapter/ (extra flags: TRAIN_ARGS="--max_steps 2")
 .PHONY: train
 train: $(ADAPTER)
-$(ADAPTER): $(DATA_STAMP) train_lora.py $(PKG)/training.py $(PKG)/train_config.py $(PKG)/lora_targets.py \
-		$(PKG)/hardware.py $(PKG)/prompts.py $(PKG)/cpu_fast_path.py $(VAR_BASE) $(VAR_TRAIN)
+# The data by content (its sha256), checked first (order-only: re-running the check after an edit to
+# check_data.py, on the same data, retrains nothing)
+$(ADAPTER): $(VAR_DATA) $(VAR_DATA_SHA256) $(TRAIN_CODE) $(VAR_BASE) $(VAR_TRAIN) | $(DATA_STAMP)
 	$(TRAIN_LAUNCHER) train_lora.py --model_name_or_path $(BASE_MODEL) --data $(DATA) --output_dir $(OUT)/adapter $(TRAIN_ARGS)
 
 ## merge: fold the adapter into the base -> OUT/merged/ (safetensors + tokenizer files)
 .PHONY: merge
 merge: $(MERGED)
-$(MERGED): $(ADAPTER) convert_lora_to_gguf.py $(PKG)/merge.py
+$(MERGED): $(ADAPTER) $(MERGE_CODE)
 	$(PYTHON) convert_lora_to_gguf.py merge --base $(BASE_MODEL) --adapter $(OUT)/adapter --out $(OUT)/merged
 
 ## gguf: convert with llama.cpp -> OUT/tutor_algoritmos.gguf (OUTTYPE: f32 f16 bf16 q8_0)
 .PHONY: gguf
 gguf: $(GGUF)
-$(GGUF): $(MERGED) $(PKG)/conversion.py $(PKG)/gguf_tools.py $(VAR_OUTTYPE) $(VAR_NAME) | $(CONVERTER)
+# general.name is the file's own ("tutor-algoritmos", plus "phi-3" for Phi-3: see conversion.py), not
+# MODEL_NAME: naming the Ollama model must not reconvert a 7.6 GB GGUF
+$(GGUF): $(MERGED) $(CONVERT_CODE) $(VAR_OUTTYPE) | $(CONVERTER)
 	$(PYTHON) convert_lora_to_gguf.py convert --merged $(OUT)/merged --outfile $@ --outtype $(OUTTYPE) \
-		--llama-cpp-dir $(LLAMA_CPP_DIR) --model-name "$(MODEL_NAME)"
+		--llama-cpp-dir $(LLAMA_CPP_DIR)
 
 ## quantize: llama.cpp quantizer -> OUT/tutor_algoritmos-QUANT.gguf (Q4_K_M, Q5_K_M, Q8_0, ...)
 .PHONY: quantize
 quantize: $(QUANTIZED)
-$(QUANTIZED): $(GGUF)
+$(QUANTIZED): $(GGUF) $(CONVERT_CODE)
 	$(PYTHON) convert_lora_to_gguf.py quantize --gguf $(GGUF) --quant $(QUANT) --outfile $@
 
 ## modelfile: OUT/Modelfile for Ollama (template and stops from the GGUF's family, tutor SYSTEM)
 .PHONY: modelfile
 modelfile: $(MODELFILE)
-$(MODELFILE): $(GGUF) $(PKG)/modelfile.py $(PKG)/chat_formats.py $(PKG)/prompts.py
+$(MODELFILE): $(GGUF) $(MODELFILE_CODE)
 	$(PYTHON) -m $(PKG).modelfile --gguf $(GGUF) --out $@
 
 ## ollama: ollama create MODEL_NAME -f OUT/Modelfile, then ask it one question
@@ -188,16 +213,16 @@ ollama-check:
 ## eval: base vs tuned on held-out rows, per kind -> OUT/report.md, answers.md (JUDGE_URL adds a judge)
 .PHONY: eval
 eval: $(REPORT)
-$(REPORT): $(MERGED) $(QUANTIZED) $(BASE_QUANTIZED) $(PKG)/evaluation.py $(PKG)/eval_report.py \
-		$(PKG)/answer_checks.py $(EVAL_DATA) $(if $(JUDGE_URL),FORCE)
+$(REPORT): $(MERGED) $(QUANTIZED) $(BASE_QUANTIZED) $(EVAL_CODE) $(EVAL_DATA) $(VAR_EVAL) \
+		$(if $(JUDGE_URL),FORCE)
 	$(PYTHON) -m $(PKG).evaluation --base $(BASE_MODEL) --tuned $(OUT)/merged --base-gguf $(BASE_QUANTIZED) \
 		--tuned-gguf $(QUANTIZED) --adapter $(OUT)/adapter --data $(DATA) --out $(OUT) \
 		$(if $(EVAL_DATA),--eval-data $(EVAL_DATA)) $(if $(JUDGE_URL),--judge-url $(JUDGE_URL) \
 		--judge-model '$(JUDGE_MODEL)') $(EVAL_ARGS)
-$(BASE_GGUF): $(VAR_BASE) $(PKG)/conversion.py | $(CONVERTER)
+$(BASE_GGUF): $(VAR_BASE) $(CONVERT_CODE) $(VAR_OUTTYPE) | $(CONVERTER)
 	$(PYTHON) convert_lora_to_gguf.py convert --merged $(BASE_MODEL) --outfile $@ --outtype $(OUTTYPE) \
-		--llama-cpp-dir $(LLAMA_CPP_DIR) --model-name "$(MODEL_NAME)-base"
-$(BASE_QUANTIZED): $(BASE_GGUF)
+		--llama-cpp-dir $(LLAMA_CPP_DIR) --model-name tutor-algoritmos-base
+$(BASE_QUANTIZED): $(BASE_GGUF) $(CONVERT_CODE)
 	$(PYTHON) convert_lora_to_gguf.py quantize --gguf $(BASE_GGUF) --quant $(QUANT) --outfile $@
 
 ## chat: talk to OUT/Modelfile's GGUF in the terminal through llama.cpp (no Ollama needed)
@@ -222,7 +247,7 @@ $(DEMO_BASE)/config.json: $(PKG)/demo_base.py | $(DEPS_STAMP)
 .PHONY: bench
 bench: $(DEMO_BASE)/config.json
 	$(MAKE) $(DEMO_OUT)/base.gguf $(DEMO_OUT)/base-Q4_K_M.gguf BASE_MODEL=$(DEMO_BASE) OUT=$(DEMO_OUT) \
-		OUTTYPE=f16 QUANT=Q4_K_M
+		QUANT=Q4_K_M
 	$(PYTHON) -m $(PKG).bench.run --base $(DEMO_BASE) --data $(DATA) --gguf-f16 $(DEMO_OUT)/base.gguf \
 		--gguf-q4 $(DEMO_OUT)/base-Q4_K_M.gguf --llama-cpp-dir $(LLAMA_CPP_DIR) --out out/bench \
 		--doc docs/PERFORMANCE.md $(BENCH_ARGS)

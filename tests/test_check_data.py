@@ -206,3 +206,13 @@ def test_no_answer_guesses_code_it_was_not_shown():
             assert not guess.search(answer), r.line
         if r.question.lower().startswith(("¿por qué mi", "por que mi")):
             assert r.kind == "feedback-code" and "```python" in r.question, r.line
+
+
+@pytest.mark.parametrize(("train_args", "expected"), [("", 2048), ("--max_length 4096", 4096),
+                                                      ("--max_length=3000", 3000), ("--max-length 1024", 1024),
+                                                      ("--max_steps 2 --eval_strategy no", 2048)])
+def test_check_data_reads_the_runs_max_length_as_training_would(train_args, expected):
+    from tutor_algoritmos.recipe import max_length_of
+
+    assert max_length_of(train_args) == expected
+

@@ -5,10 +5,12 @@ test_pipeline_end_to_end.py.)"""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import LLAMA_CPP_DIR, ROOT
@@ -43,6 +45,54 @@ def test_a_check_of_one_file_never_stands_in_for_another(tmp_path, tiny_model):
     # and train would check it first instead of trusting the stamp the good file left
     dry = make(out, "-n", "train", f"DATA={broken}").stdout
     assert dry.index(f"check_data {broken}") < dry.index("train_lora.py")
+
+
+def test_an_older_copy_put_in_the_checked_files_place_is_checked_again(tmp_path, tiny_model):
+    data = write_rows(tmp_path / "data.jsonl", GOOD)
+    out = tmp_path / "out"
+    assert make(out, "check-data", f"DATA={data}").returncode == 0
+    write_rows(data, {"instruction": "sin tema", "output": "x"})
+    os.utime(data, (1, 1))  # `cp -p` of an older broken file: same name, an older date
+    dry = make(out, "-n", "train", f"DATA={data}").stdout
+    assert dry.index(f"check_data {data}") < dry.index("train_lora.py")
+
+
+def step_prerequisites(out) -> dict[str, list[str]]:
+    """make's own database: each artifact of OUT and its prerequisites, as make sees them."""
+    database = make(out, "-pq").stdout
+    return {line.split(":")[0][len(f"{out}/"):]: line.split(":", 1)[1].split("|")[0].split()
+            for line in database.splitlines() if line.startswith(f"{out}/") and ":" in line}
+
+
+def imported_modules(entry: Path) -> set[str]:
+    """Every package module an entry point imports, at any depth, inside functions too."""
+    seen, todo = set(), [entry]
+    while todo:
+        for node in ast.walk(ast.parse(todo.pop().read_text(encoding="utf-8"))):
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names] \
+                if isinstance(node, ast.ImportFrom) and node.module else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            for name in names:
+                path = ROOT / (name.replace(".", "/") + ".py")
+                if name.startswith("tutor_algoritmos") and path.is_file() and path not in seen:
+                    seen.add(path)
+                    todo.append(path)
+    return {str(p.relative_to(ROOT)) for p in seen}
+
+
+def test_every_step_is_redone_when_code_it_runs_changes(tmp_path):
+    steps = step_prerequisites(tmp_path / "o")
+    pkg = ROOT / "tutor_algoritmos"
+    entries = {".data-checked": [pkg / "check_data.py"], "adapter/adapter_model.safetensors": [ROOT / "train_lora.py"],
+               "merged/config.json": [pkg / "merge.py"], "tutor_algoritmos.gguf": [pkg / "conversion.py"],
+               "tutor_algoritmos-Q4_K_M.gguf": [pkg / "conversion.py"], "base.gguf": [pkg / "conversion.py"],
+               "Modelfile": [pkg / "modelfile.py"], "report.md": [pkg / "evaluation.py"]}
+    no_effect = {"tutor_algoritmos/errors.py", "tutor_algoritmos/files.py"}  # messages and renames only
+    for step, files in entries.items():
+        code = set().union(*(imported_modules(f) | {str(f.relative_to(ROOT))} for f in files)) - no_effect
+        assert code <= set(steps[step]), (step, sorted(code - set(steps[step])))
+    # naming the Ollama model (MODEL_NAME) reconverts nothing
+    assert not any("model_name" in p for prerequisites in steps.values() for p in prerequisites)
 
 
 def test_make_n_writes_nothing(tmp_path, tiny_model):

@@ -136,14 +136,18 @@ def test_short_run_saves_adapter_config_metrics_and_curve(tiny_model, tmp_path):
     data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
     out = tmp_path / "adapter"
     tutor, model_args, sft = parse_train_args(["--model_name_or_path", str(tiny_model), "--data", str(data),
-                                               "--output_dir", str(out),
-                                   "--max_steps", "2", "--gradient_accumulation_steps", "2"])
+                                               "--output_dir", str(out), "--eval_fraction", "0.2",
+                                               "--max_steps", "2", "--gradient_accumulation_steps", "2"])
     train(tutor, model_args, sft)
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["adapter_config.json", "adapter_model.safetensors", "run_config.json", "metrics.json",
          "log_history.json", "loss_curve.png", "README.md"])
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["trainable_parameters"] == 28_672 and metrics["eval_examples"] == 2
+    assert metrics["trainable_parameters"] == 28_672 and metrics["eval_examples"] == 4
     assert metrics["eval_loss"] > 0
+    # make eval holds out what this run held out (0.2 here: 4 rows), never the recipe's 0.1 (2 rows)
+    from tutor_algoritmos.evaluation import held_out, run_eval_fraction
+
+    assert run_eval_fraction(out) == 0.2 and len(held_out(data, None, run_eval_fraction(out))) == 4
     assert json.loads((out / "adapter_config.json").read_text())["r"] == 16
     assert not (tmp_path / "adapter.partial").exists()

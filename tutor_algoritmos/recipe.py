@@ -24,7 +24,7 @@ EVAL_FRACTION = 0.1  # share of rows held out, stratified by topic
 def max_length_of(train_args: str) -> int:
     """The --max_length a run's TRAIN_ARGS set (flag, or `--config recipe.yaml`), else the recipe's."""
     parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--max_length", type=int)
+    parser.add_argument("--max_length", "--max-length", dest="max_length", type=int)  # transformers takes both
     parser.add_argument("--config", type=Path)
     known, _ = parser.parse_known_args(shlex.split(train_args))
     if known.max_length is not None:
