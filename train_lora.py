@@ -7,7 +7,7 @@
     accelerate launch --multi_gpu --num_processes 4 train_lora.py   # DDP on 4 GPUs (make train NPROC=4)
 
 Flags are TRL's (`trl sft` users know them: --model_name_or_path, --lora_r, --lora_target_modules,
---load_in_4bit, --max_steps, ...) plus --data, --eval_fraction and --cpu_fast_path.
+--load_in_4bit, --max_steps, ...) plus --data, --eval_fraction, --allow_cpu_training and --cpu_fast_path.
 Defaults: LoRA r=16, alpha=32, dropout 0.05 on every attention and MLP projection, lr 2e-4,
 3 epochs, batch 1 x gradient accumulation 8, seed 42, max_length 2048, loss on answer tokens only,
 10% held out by topic. Writes <output_dir>/ (adapter, run_config.json, metrics.json,

@@ -24,6 +24,7 @@ from tutor_algoritmos.modelfile_syntax import parse_modelfile
 class ModelfileSettings:
     gguf: Path
     system: str
+    # Ollama's defaults, for a Modelfile that leaves a parameter out
     temperature: float = 0.8
     num_ctx: int = 2048
     num_predict: int = 512
@@ -41,11 +42,12 @@ def read_modelfile(path: Path) -> ModelfileSettings:
     gguf = (path.parent / Path(values["model"]).expanduser()).resolve()
     if not gguf.is_file():
         raise UserError(f"{path} points at {gguf}, which does not exist — run `make gguf`")
-    return ModelfileSettings(gguf=gguf, system=values["system"],
-                             temperature=float(values.get("temperature", 0.8)),
-                             num_ctx=int(values.get("num_ctx", 2048)),
-                             num_predict=int(values.get("num_predict", 512)),
-                             stops=[value for name, value in commands if name == "stop"])
+    settings = ModelfileSettings(gguf=gguf, system=values["system"],
+                                 stops=[value for name, value in commands if name == "stop"])
+    for name, kind in (("temperature", float), ("num_ctx", int), ("num_predict", int)):
+        if name in values:
+            setattr(settings, name, kind(values[name]))
+    return settings
 
 
 def fit_history(messages: list[dict], count_tokens, num_ctx: int, reply_budget: int) -> tuple[list[dict], int]:

@@ -8,15 +8,9 @@ import json
 from pathlib import Path
 
 from tutor_algoritmos.dataset import Record
-from tutor_algoritmos.files import publish, temporary_sibling
+from tutor_algoritmos.files import publish_text
 
 FOLD_CHARS = 600  # answers longer than this are folded in <details> in answers.md
-
-
-def _publish_text(path: Path, text: str) -> None:
-    tmp = temporary_sibling(path)
-    tmp.write_text(text, encoding="utf-8")
-    publish(tmp, path)
 
 
 def _rate_rows(base: dict, tuned: dict) -> list[str]:
@@ -46,8 +40,8 @@ def write_report(out: Path, results: dict) -> None:
                       "| --- | ---: | ---: |", *_rate_rows(entry["base_checks"], entry["tuned_checks"])]
     if "judge" in results:
         lines += judge_section(results["judge"])
-    _publish_text(out / "report.md", "\n".join(lines) + "\n")
-    _publish_text(out / "report.json", json.dumps(results, ensure_ascii=False, indent=2))
+    publish_text(out / "report.md", "\n".join(lines) + "\n")
+    publish_text(out / "report.json", json.dumps(results, ensure_ascii=False, indent=2))
 
 
 def _interval(stat: dict) -> str:
@@ -103,4 +97,4 @@ def write_answers(path: Path, records: list[Record], answers: dict, checks: dict
             if verdicts is not None:
                 lines += [f"*{_verdict_line(verdicts[name][i])}*", ""]
             lines += _answer_block(answers[name][i][0])
-    _publish_text(path, "\n".join(lines))
+    publish_text(path, "\n".join(lines))

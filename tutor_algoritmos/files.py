@@ -29,6 +29,13 @@ def publish(tmp: Path, final: Path) -> None:
     tmp.replace(final)
 
 
+def publish_text(final: Path, text: str) -> None:
+    """Write a text file under a temporary name and swap it in: a reader never sees half of it."""
+    tmp = temporary_sibling(final)
+    tmp.write_text(text, encoding="utf-8")
+    publish(tmp, final)
+
+
 def ensure_free_space(folder: Path, needed_bytes: int, what: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(folder).free

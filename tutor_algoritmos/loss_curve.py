@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 
+from tutor_algoritmos.files import publish, temporary_sibling  # noqa: E402
+
 SMOOTHING = 8  # steps averaged in the trend line: one-sequence steps are noisy (+-0.4 nats)
 
 
@@ -36,5 +38,7 @@ def plot_loss_curve(log_history: list[dict], out_png: Path, title: str,
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out_png, dpi=100)
+    tmp = temporary_sibling(out_png)  # a reader never sees half a PNG
+    fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
+    publish(tmp, out_png)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tutor_algoritmos.chat_formats import PHI3, ChatFormat
 from tutor_algoritmos.errors import UserError
-from tutor_algoritmos.files import publish, temporary_sibling
+from tutor_algoritmos.files import publish_text
 from tutor_algoritmos.modelfile_syntax import parse_modelfile, quote_value
 from tutor_algoritmos.prompts import SYSTEM_PROMPT
 
@@ -91,10 +91,7 @@ def write_modelfile(gguf: Path, out: Path) -> Path:
         raise UserError(f"{gguf} does not exist — run `make gguf` first")
     fmt = read_gguf_info(gguf).chat_format
     relative = Path(os.path.relpath(gguf.resolve(), out.resolve().parent)).as_posix()
-    tmp = temporary_sibling(out)
-    text = render_modelfile(f"./{relative}", fmt, system_block_tokens(gguf, fmt))
-    tmp.write_text(text, encoding="utf-8")
-    publish(tmp, out)
+    publish_text(out, render_modelfile(f"./{relative}", fmt, system_block_tokens(gguf, fmt)))
     return out
 
 

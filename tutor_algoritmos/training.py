@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -21,7 +20,7 @@ from tutor_algoritmos.dataset import (
     too_long,
 )
 from tutor_algoritmos.errors import UserError
-from tutor_algoritmos.files import publish, temporary_sibling
+from tutor_algoritmos.files import publish, sha256_of, temporary_sibling
 from tutor_algoritmos.hardware import check_base_model_reachable, plan_for_model
 from tutor_algoritmos.lora_targets import check_coverage, resolve_targets
 from tutor_algoritmos.train_config import TutorArguments, TutorModelConfig, TutorSFTConfig, fit_to_hardware
@@ -50,7 +49,7 @@ def target_list(model: TutorModelConfig) -> list[str]:
 def run_fingerprint(tutor: TutorArguments, model: TutorModelConfig, sft: TutorSFTConfig, data: Path) -> dict:
     """What a checkpoint must share with this run to be resumed."""
     return {
-        "base_model": model.model_name_or_path, "data_sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
+        "base_model": model.model_name_or_path, "data_sha256": sha256_of(data),
         "eval_fraction": tutor.eval_fraction, "lora_r": model.lora_r, "lora_alpha": model.lora_alpha,
         "lora_dropout": model.lora_dropout, "lora_target_modules": target_list(model),
         "load_in_4bit": model.load_in_4bit, "learning_rate": sft.learning_rate,

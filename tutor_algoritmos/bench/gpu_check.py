@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from tutor_algoritmos import recipe
 from tutor_algoritmos.errors import UserError
 
 logger = logging.getLogger("tutor")
@@ -99,7 +100,7 @@ def run(args) -> dict:
         out = args.out / profile
         flags = ["--model_name_or_path", str(base), "--data", str(args.data), "--output_dir", str(out),
                  "--max_steps", str(args.steps), "--eval_fraction", "0", "--eval_strategy", "no",
-                 "--save_strategy", "no", "--max_length", "2048", *extra]
+                 "--save_strategy", "no", "--max_length", str(recipe.MAX_LENGTH), *extra]
         logger.info("%s: %d optimizer steps of the recipe", profile, args.steps)
         train(*parse_train_args(flags))
         log = json.loads((out / "log_history.json").read_text())
