@@ -152,3 +152,16 @@ def test_a_short_generation_run_sees_every_kind():
     records = [row("lesson", f"¿{i}?", "r") for i in range(5)] + [row("hint", "¿h?", "r"), row("short", "¿s?", "r")]
     assert [r.kind for r in spread_over_kinds(records, 4)] == ["lesson", "hint", "short", "lesson"]
     assert spread_over_kinds(records, 100) == [records[0], records[5], records[6], *records[1:5]]
+
+
+def test_eval_answers_a_dialogues_last_turn_from_everything_before_it():
+    from conftest import DIALOGUE
+
+    from tutor_algoritmos.dataset import context_for_last_answer
+    from tutor_algoritmos.prompts import SYSTEM_PROMPT
+
+    context = context_for_last_answer(DIALOGUE)
+    assert context[0] == {"role": "system", "content": SYSTEM_PROMPT}
+    assert context[1:] == list(DIALOGUE.messages[:-1])  # both earlier answers in, the reference out
+    assert [m["role"] for m in context] == ["system", "user", "assistant", "user", "assistant", "user"]
+
