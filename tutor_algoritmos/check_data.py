@@ -85,13 +85,13 @@ def content_problems(record: Record) -> list[Problem]:
         if not PYTHON_BLOCK.search(first) and not TRACEBACK.search(first):
             problems.append(Problem(line, "feedback-code: the student's first message shows no code or traceback",
                                     "paste the student's code in a ```python block (or the traceback)"))
-        about_syntax = "SyntaxError" in "".join(m["content"] for m in record.messages)
+        conversation = "".join(m["content"] for m in record.messages)
         for turn in record.student_turns:
             for code in PYTHON_BLOCK.findall(turn):
                 try:
                     ast.parse(code)
-                except SyntaxError as err:
-                    if not about_syntax:
+                except SyntaxError as err:  # IndentationError and TabError included
+                    if type(err).__name__ not in conversation:  # unless the lesson is about that very error
                         problems.append(Problem(line, f"the student's code does not parse ({err.msg}, line "
                                                       f"{err.lineno})", "paste code that runs, or make the "
                                                 "lesson about that SyntaxError"))

@@ -31,6 +31,9 @@ DIALOGUE_FIELDS = ("topic", "messages")
 # The tutoring move a row teaches; lesson = explanation + commented code + complexity + analogy.
 KINDS = ("lesson", "feedback-code", "feedback-reasoning", "hint", "dialogue", "short", "ask-for-code")
 TAGGED_QUESTION = re.compile(r"^\[(?P<tag>[^\[\]]+)\] - (?P<question>\S.*)$", re.S)
+# Any spelling of a topic tag at the start of a student turn ("[Pilas] - ", "[Pilas]- ", "[Pilas] – ",
+# "[Pilas]: "): whatever its dashes, a tag there reaches the tokens. A list like "[3, 1] - " is not one.
+LOOSE_TAG = re.compile(r"^\s*\[[^\W\d_][^\[\]\n]{0,59}\]\s*[-–—:]\s*\S")
 SEED_EXAMPLE = '{"instruction": "[Tema] - pregunta", "output": "respuesta"}'
 DIALOGUE_EXAMPLE = '{"topic": "Tema", "messages": [{"role": "user", ...}, {"role": "assistant", ...}]}'
 
@@ -103,6 +106,9 @@ def _parse_lesson(number: int, obj: dict) -> Record | Problem:
     if not TAGGED_QUESTION.match(obj["instruction"]):
         return Problem(number, "instruction does not start with '[Tema] - '",
                        "begin it with the topic in brackets, e.g. '[Dijkstra] - ¿Cómo...?'")
+    if LOOSE_TAG.match(TAGGED_QUESTION.match(obj["instruction"])["question"]):
+        return Problem(number, "the question after '[Tema] - ' starts with another tag",
+                       "keep one tag: the model would see the second one as the student's words")
     return _kind_problem(number, obj) or Record.lesson(number, obj["instruction"], obj["output"],
                                                        obj.get("kind", "lesson"))
 
@@ -132,9 +138,10 @@ def _parse_dialogue(number: int, obj: dict) -> Record | Problem:
     if messages[-1]["role"] != "assistant":
         return Problem(number, "the last message is the student's",
                        "end with the tutor's answer: the model learns from assistant turns")
-    if TAGGED_QUESTION.match(messages[0]["content"]):
-        return Problem(number, "the first message starts with a '[Tema] - ' tag",
-                       "put the topic in \"topic\" only: students do not type tags")
+    for i, message in enumerate(messages[::2], start=0):
+        if LOOSE_TAG.match(message["content"]):
+            return Problem(number, f"message {2 * i + 1} starts with a '[Tema] - ' tag",
+                           "put the topic in \"topic\" only: students do not type tags")
     return _kind_problem(number, obj) or Record(number, obj["topic"].strip(), tuple(messages),
                                                 obj.get("kind", "lesson"))
 
