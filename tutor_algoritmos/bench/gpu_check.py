@@ -40,17 +40,9 @@ PROFILES = {  # name -> extra train_lora.py flags
 
 def matmul_peak_tflops(device: str, n: int, repeats: int = 5) -> float:
     """Best rate of an n x n bf16 matmul on the device: the ceiling MFU is measured against."""
-    from tutor_algoritmos.bench.run import best_seconds
+    from tutor_algoritmos.bench.run import matmul_peak_gflops
 
-    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-
-    def matmul():
-        a @ b
-        if device == "cuda":
-            torch.cuda.synchronize()  # a CUDA launch returns before the work is done
-
-    return 2 * n**3 / best_seconds(matmul, repeats) / 1e12
+    return matmul_peak_gflops(torch.bfloat16, (n,), repeats, device) / 1000
 
 
 def linear_parameters(config) -> int:

@@ -44,12 +44,18 @@ def best_seconds(fn, repeats: int) -> float:
     return best
 
 
-def matmul_peak_gflops(dtype: torch.dtype, sizes=(1024, 2048, 4096), repeats: int = 3) -> float:
+def matmul_peak_gflops(dtype: torch.dtype, sizes=(1024, 2048, 4096), repeats: int = 3, device: str = "cpu") -> float:
     """Best square-matmul rate over a few sizes: the ceiling a training step is measured against."""
     rates = []
     for n in sizes:
-        a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-        rates.append(2 * n**3 / best_seconds(lambda a=a, b=b: a @ b, repeats) / 1e9)
+        a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+
+        def matmul(a=a, b=b):
+            a @ b
+            if device == "cuda":
+                torch.cuda.synchronize()  # a CUDA launch returns before the work is done
+
+        rates.append(2 * n**3 / best_seconds(matmul, repeats) / 1e9)
     return max(rates)
 
 
