@@ -16,8 +16,9 @@ pytestmark = pytest.mark.slow  # each test starts Python with TRL (~4 s); `make 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
 
 
-def run(*args, timeout=120):
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, env=ENV, timeout=timeout)
+def run(*args, timeout=120, env=None):
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, env=env or ENV,
+                          timeout=timeout)
 
 
 def assert_user_error(result, *needles):
@@ -51,6 +52,41 @@ def test_config_typo_and_impossible_values(tmp_path):
 def test_unreachable_hub_model_points_to_demo(tmp_path):
     result = run("-m", "tutor_algoritmos.preflight", "--model_name_or_path", "microsoft/Phi-3.5-mini-instruct")
     assert_user_error(result, "Hugging Face Hub", "make demo")
+
+
+@pytest.fixture
+def fake_hub():
+    """A local HTTP server answering the hub's model-info API the way huggingface.co does: a gated
+    repository (403, X-Error-Code GatedRepo), a missing one (404, RepoNotFound), a server error (500)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Hub(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            status, code = {"gated": (403, "GatedRepo"), "broken": (500, None)}.get(self.path.rsplit("/", 1)[-1],
+                                                                                  (404, "RepoNotFound"))
+            self.send_response(status)
+            if code:
+                self.send_header("X-Error-Code", code)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield {**ENV, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}"}
+    server.shutdown()
+
+
+@pytest.mark.parametrize(("repo", "message"), [
+    ("microsoft/gated", "is gated on the Hugging Face Hub — accept its terms at https://huggingface.co/microsoft/gated"),
+    ("microsoft/Phi-3.5-mini-instrcut", "does not exist on the Hugging Face Hub (or is private) — check the spelling"),
+    ("microsoft/broken", "cannot reach the Hugging Face Hub for microsoft/broken"),
+])
+def test_a_gated_or_misspelled_model_is_told_apart_from_no_network(fake_hub, repo, message):
+    result = run("-m", "tutor_algoritmos.preflight", "--model_name_or_path", repo, env=fake_hub)
+    assert_user_error(result, message)
 
 
 def test_big_model_without_cuda_states_the_wait_and_the_flag_lifts_it(tmp_path):
