@@ -50,7 +50,7 @@ CASES = {  # kind: (record, good answer, {check: an answer of that kind that fai
         "names_student_code": GOOD_FEEDBACK.replace("`pila[0]`", "ese acceso").replace("def tope(pila)",
                                                                                          "def cima(p)")
                                            .replace("pila[-1]", "p[-1]").replace("tope([1, 2])", "cima([1, 2])"),
-        "fix_runs": GOOD_FEEDBACK.replace("== 2", "== 1"),
+        "python_runs": GOOD_FEEDBACK.replace("== 2", "== 1"),
     }),
     "hint": (HINT, GOOD_HINT, {
         "no_solution_code": GOOD_HINT.replace("Escríbeme", "```python\ndef invertir(s):\n    return s[::-1]\n"
@@ -86,7 +86,7 @@ NOT_FOOLED = [
     (FEEDBACK, "El error está en la línea 99: devuelves el primero.", "names_student_code", False),
     (FEEDBACK, "El error está en la línea 2: devuelves el primero.", "names_student_code", True),
     (FEEDBACK, "Cambia `return pila[0]` por el último elemento.", "names_student_code", True),
-    (FEEDBACK, "El tope es el último:\n\n```python\ndef tope(pila):\n    return pila[-1]\n```", "fix_runs", True),
+    (FEEDBACK, "El tope es el último:\n\n```python\ndef tope(pila):\n    return pila[0]\n```", "python_runs", False),
     (HINT, GOOD_HINT.replace("\n\nEscríbeme", f"\n\nUn esqueleto:\n\n{SKELETON}\n\nEscríbeme"),
      "no_solution_code", True),
     (HINT, GOOD_HINT.replace("```python", "```"), "no_solution_code", True),
