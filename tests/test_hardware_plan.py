@@ -61,5 +61,27 @@ def test_a_big_model_on_the_cpu_states_the_wait_and_can_be_allowed():
     plan = plan_training(Device(cuda=False, bf16=True), PHI35, False, train_tokens=tokens)
     # 203.2 tokens/s x 134.5M / 3.82B = 7.15 tokens/s -> 2.2M tokens in 85.4 hours = 3.6 days
     assert "3.8B parameters on a CPU, about 3.6 days here (2,200,000 tokens to train at ~7 tokens/s" in plan.problem
+    # a CPU with half the measured matmul peak trains at half the speed: twice the wait
+    slower = plan_training(Device(cuda=False, bf16=False, cpu_peak_gflops=215.5), PHI35, False, train_tokens=tokens)
+    assert "about 7.1 days here (2,200,000 tokens to train at ~4 tokens/s" in slower.problem
+    assert "scaled to this CPU's measured 216 GFLOP/s matmul peak and 3.8B parameters" in slower.problem
     assert "--allow_cpu_training true" in plan.problem and "make demo" in plan.problem
     assert plan_training(Device(cuda=False, bf16=True), PHI35, False, tokens, allow_cpu=True).problem is None
+
+
+@pytest.mark.parametrize(("flags", "plan_says", "expected"), [
+    ([], False, False),                                          # the CPU plan: no recomputation
+    ([], True, True),                                            # a plan that wants it (CUDA's) gets it
+    (["--activation_checkpointing", "false"], True, False),      # a flag beats the plan
+    (["--gradient_checkpointing", "true"], False, True),         # so does the deprecated alias
+])
+def test_checkpointing_follows_the_plan_unless_a_flag_chose(flags, plan_says, expected):
+    # TRL defaults gradient_checkpointing to True and transformers copies it into an unset
+    # activation_checkpointing: without care every CPU run recomputed its activations
+    from tutor_algoritmos.hardware import Plan, Precision
+    from tutor_algoritmos.train_config import fit_to_hardware, parse_train_args
+
+    _, _, sft = parse_train_args(["--model_name_or_path", "x", *flags])
+    plan = Plan(Precision("fp32", torch.float32, "cpu"), {"": "cpu"}, plan_says)
+    fitted = fit_to_hardware(sft, plan)
+    assert fitted.activation_checkpointing is expected and fitted.gradient_checkpointing is expected

@@ -89,13 +89,20 @@ class TutorSFTConfig(SFTConfig):
     activation_checkpointing: bool | None = field(default=None, metadata={
         "help": "Recompute activations in the backward pass (~20%% slower, far less memory). "
                 "Default: on for CUDA, off on CPU, where memory is not the limit."})
+    # transformers' deprecated alias of the flag above. TRL defaults it to True, and transformers copies
+    # it into an unset activation_checkpointing: left at True, every CPU run would recompute its
+    # activations (0.83x the speed in docs/PERFORMANCE.md) whatever the hardware plan says.
+    gradient_checkpointing: bool | None = field(default=None, metadata={
+        "help": "Deprecated alias of --activation_checkpointing."})
 
     def __post_init__(self):
-        # Whether a flag chose the precision; if not, fit_to_hardware does. fp32 until then, so
-        # parsing never asks the hardware about bf16.
+        # Whether a flag chose the precision or checkpointing; if not, fit_to_hardware does. fp32 and
+        # no checkpointing until then, so parsing never asks the hardware.
         self.precision_from_flags = self.bf16 is not None or bool(self.fp16)
         if self.bf16 is None:
             self.bf16 = False
+        self.checkpointing_from_flags = self.activation_checkpointing is not None or \
+            self.gradient_checkpointing is not None
         super().__post_init__()
 
 
@@ -108,10 +115,11 @@ def fit_to_hardware(sft: TutorSFTConfig, plan) -> TutorSFTConfig:
         changes.update(bf16=plan.precision.bf16, fp16=plan.precision.fp16)
     if plan.precision.device == "cpu":
         changes["use_cpu"] = True
-    if sft.activation_checkpointing is None:  # a.k.a. gradient checkpointing
-        changes["activation_checkpointing"] = plan.activation_checkpointing
+    if not sft.checkpointing_from_flags:  # a.k.a. gradient checkpointing
+        changes.update(activation_checkpointing=plan.activation_checkpointing,
+                       gradient_checkpointing=plan.activation_checkpointing)
     fitted = dataclasses.replace(sft, **changes) if changes else sft
-    fitted.precision_from_flags = True
+    fitted.precision_from_flags = fitted.checkpointing_from_flags = True
     return fitted
 
 
