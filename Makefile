@@ -230,7 +230,7 @@ $(BASE_QUANTIZED): $(BASE_GGUF) $(CONVERT_CODE)
 chat: $(MODELFILE)
 	$(PYTHON) -m $(PKG).chat $(MODELFILE)
 
-## demo: the whole chain on SmolLM2-135M-Instruct on any CPU, offline -> out/demo/ (~18 min on 2 cores)
+## demo: the whole chain on SmolLM2-135M-Instruct on any CPU, offline -> out/demo/ (~16 min on 2 cores)
 .PHONY: demo
 demo: $(DEMO_BASE)/config.json
 	$(MAKE) check-data train merge gguf quantize modelfile eval BASE_MODEL=$(DEMO_BASE) OUT=$(DEMO_OUT) \
