@@ -61,10 +61,6 @@ def test_a_big_model_on_the_cpu_states_the_wait_and_can_be_allowed():
     plan = plan_training(Device(cuda=False, bf16=True), PHI35, False, train_tokens=tokens)
     # 203.2 tokens/s x 134.5M / 3.82B = 7.15 tokens/s -> 2.2M tokens in 85.4 hours = 3.6 days
     assert "3.8B parameters on a CPU, about 3.6 days here (2,200,000 tokens to train at ~7 tokens/s" in plan.problem
-    # a CPU with half the measured matmul peak trains at half the speed: twice the wait
-    slower = plan_training(Device(cuda=False, bf16=False, cpu_peak_gflops=215.5), PHI35, False, train_tokens=tokens)
-    assert "about 7.1 days here (2,200,000 tokens to train at ~4 tokens/s" in slower.problem
-    assert "scaled to this CPU's measured 216 GFLOP/s matmul peak and 3.8B parameters" in slower.problem
     assert "--allow_cpu_training true" in plan.problem and "make demo" in plan.problem
     assert plan_training(Device(cuda=False, bf16=True), PHI35, False, tokens, allow_cpu=True).problem is None
 

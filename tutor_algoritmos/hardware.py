@@ -6,10 +6,8 @@ of set-up: both are caught here, in seconds, with the way out (`make demo`) in t
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,11 +21,11 @@ logger = logging.getLogger("tutor")
 # accepted: SmolLM2-135M trains at a few hundred tokens/s on 2 cores, so Phi-3.5-mini (3.8B, 28x
 # larger) would need days for 3 epochs.
 CPU_PARAM_LIMIT = 1_000_000_000
-# CPU training speed measured on the development machine (docs/PERFORMANCE.md: 203.2 tokens/s for the
-# 134.5M demo model, 2 cores, bf16, answer-only head, where the bf16 matmul peak was 431.0 GFLOP/s).
-# Another CPU is assumed to reach the same share of its own peak, measured in about a second before
-# a refusal; the speed then scales down with the parameter count.
-CPU_TOKENS_PER_S, CPU_MEASURED_PARAMS, CPU_MEASURED_PEAK_GFLOPS = 203.2, 134_515_008, 431.0
+# CPU training speed measured for the 134.5M demo model on a 2-core CPU (docs/PERFORMANCE.md: 203.2
+# tokens/s, bf16, answer-only head), scaled by parameter count for larger models. Only an order of
+# magnitude: another 2-core CPU with AMX, 4.5x that matmul peak, trained at 338.8 tokens/s (1.7x),
+# so scaling by a CPU's matmul peak would promise it a wait 2.7x too short.
+CPU_TOKENS_PER_S, CPU_MEASURED_PARAMS = 203.2, 134_515_008
 # GPU memory for LoRA training, estimated: the frozen weights (2 bytes a parameter in 16-bit; NF4
 # with double quantization ~0.55) plus ~3 GB for the CUDA context, LoRA weights, their Adam states
 # and checkpointed activations of a 2048-token sequence. Phi-3.5-mini: ~10.6 GB 16-bit, ~5.1 GB 4-bit.
@@ -61,31 +59,6 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def best_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up: page faults, thread pool, kernel selection
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def matmul_peak_gflops(dtype: torch.dtype, sizes=(1024, 2048, 4096), repeats: int = 3, device: str = "cpu") -> float:
-    """Best square-matmul rate over a few sizes: the ceiling a training step is measured against."""
-    rates = []
-    for n in sizes:
-        a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
-
-        def matmul(a=a, b=b):
-            a @ b
-            if device == "cuda":
-                torch.cuda.synchronize()  # a CUDA launch returns before the work is done
-
-        rates.append(2 * n**3 / best_seconds(matmul, repeats) / 1e9)
-    return max(rates)
-
-
 def choose_precision() -> Precision:
     """The precision training uses on this machine (see plan_training)."""
     return plan_training(describe_device(), 0, False).precision
@@ -99,7 +72,6 @@ class Device:
     compute_capability: tuple[int, int] | None = None
     free_gb: float | None = None  # free GPU memory
     local_rank: int = 0  # which GPU of this machine the process trains on (torchrun/accelerate set it)
-    cpu_peak_gflops: float | None = None  # this CPU's matmul peak in the training precision, if measured
 
 
 @dataclass(frozen=True)
@@ -127,10 +99,10 @@ def training_memory_gb(params: int, load_in_4bit: bool) -> float:
     return params * BYTES_PER_PARAM[load_in_4bit] / 1e9 + OVERHEAD_GB
 
 
-def cpu_tokens_per_s(params: int, peak_gflops: float | None = None) -> float:
-    """The measured demo speed, scaled by this CPU's matmul peak and down by the parameter ratio."""
-    return CPU_TOKENS_PER_S * (peak_gflops or CPU_MEASURED_PEAK_GFLOPS) / CPU_MEASURED_PEAK_GFLOPS \
-        * CPU_MEASURED_PARAMS / params
+def cpu_training_hours(params: int, train_tokens: int) -> float:
+    """This machine's measured demo speed, scaled down by the parameter ratio."""
+    tokens_per_s = CPU_TOKENS_PER_S * CPU_MEASURED_PARAMS / params
+    return train_tokens / tokens_per_s / 3600
 
 
 def plan_training(device: Device, params: int, load_in_4bit: bool, train_tokens: int | None = None,
@@ -164,13 +136,10 @@ def plan_training(device: Device, params: int, load_in_4bit: bool, train_tokens:
     if params > CPU_PARAM_LIMIT and not allow_cpu:
         wait = ""
         if train_tokens:
-            speed = cpu_tokens_per_s(params, device.cpu_peak_gflops)
-            peak = (f"this CPU's measured {device.cpu_peak_gflops:.0f} GFLOP/s matmul peak" if device.cpu_peak_gflops
-                    else f"a {CPU_MEASURED_PEAK_GFLOPS:.0f} GFLOP/s matmul peak")
-            wait = (f", about {train_tokens / speed / 86400:.1f} days here ({train_tokens:,} tokens to train at "
-                    f"~{speed:.0f} tokens/s: {CPU_TOKENS_PER_S:.0f} tokens/s measured on the "
-                    f"{CPU_MEASURED_PARAMS / 1e6:.0f}M demo model, scaled to {peak} and {params / 1e9:.1f}B "
-                    "parameters)")
+            hours = cpu_training_hours(params, train_tokens)
+            wait = (f", about {hours / 24:.1f} days here ({train_tokens:,} tokens to train at "
+                    f"~{train_tokens / hours / 3600:.0f} tokens/s, scaled from {CPU_TOKENS_PER_S:.0f} tokens/s "
+                    f"measured for the {CPU_MEASURED_PARAMS / 1e6:.0f}M demo model on a 2-core CPU)")
         sixteen, four = training_memory_gb(params, False), training_memory_gb(params, True)
         problem = (f"{params / 1e9:.1f}B parameters on a CPU{wait} — use a CUDA GPU (~{sixteen:.0f} GB for 16-bit "
                    f"LoRA, ~{four:.0f} GB with --load_in_4bit), run `make demo` to see the whole pipeline on a small "
@@ -256,11 +225,7 @@ def plan_for_model(base_model: str, load_in_4bit: bool = False, train_tokens: in
 
     config = AutoConfig.from_pretrained(base_model, trust_remote_code=False)
     params = parameter_count(config)
-    device = describe_device()
-    if not device.cuda and params > CPU_PARAM_LIMIT and train_tokens and not allow_cpu:  # the wait, from this CPU
-        dtype = torch.bfloat16 if device.bf16 else torch.float32
-        device = dataclasses.replace(device, cpu_peak_gflops=matmul_peak_gflops(dtype, (1024, 2048), 2))
-    plan = plan_training(device, params, load_in_4bit, train_tokens, allow_cpu)
+    plan = plan_training(describe_device(), params, load_in_4bit, train_tokens, allow_cpu)
     plan.go()
     return plan, params
 

@@ -40,7 +40,7 @@ PROFILES = {  # name -> extra train_lora.py flags
 
 def matmul_peak_tflops(device: str, n: int, repeats: int = 5) -> float:
     """Best rate of an n x n bf16 matmul on the device: the ceiling MFU is measured against."""
-    from tutor_algoritmos.hardware import matmul_peak_gflops
+    from tutor_algoritmos.bench.run import matmul_peak_gflops
 
     return matmul_peak_gflops(torch.bfloat16, (n,), repeats, device) / 1000
 

@@ -17,6 +17,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -24,7 +25,6 @@ import torch
 
 from tutor_algoritmos.bench.train_profile import PROFILES
 from tutor_algoritmos.errors import UserError
-from tutor_algoritmos.hardware import best_seconds, matmul_peak_gflops
 
 logger = logging.getLogger("tutor")
 
@@ -32,6 +32,31 @@ DOC_START, DOC_END = "<!-- bench:start -->", "<!-- bench:end -->"
 # Teacher-forced decode input: a Spanish lesson fed one token at a time, as generation would.
 DECODE_TEXT = ("La búsqueda binaria divide el intervalo por la mitad en cada paso: si el valor buscado es "
                "menor que el del centro, seguimos por la izquierda; si es mayor, por la derecha. ") * 20
+
+
+def best_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up: page faults, thread pool, kernel selection
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def matmul_peak_gflops(dtype: torch.dtype, sizes=(1024, 2048, 4096), repeats: int = 3, device: str = "cpu") -> float:
+    """Best square-matmul rate over a few sizes: the ceiling a training step is measured against."""
+    rates = []
+    for n in sizes:
+        a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+
+        def matmul(a=a, b=b):
+            a @ b
+            if device == "cuda":
+                torch.cuda.synchronize()  # a CUDA launch returns before the work is done
+
+        rates.append(2 * n**3 / best_seconds(matmul, repeats) / 1e9)
+    return max(rates)
 
 
 def memory_read_gbps(mib: int = 1024, repeats: int = 5) -> float:
