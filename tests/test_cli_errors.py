@@ -89,6 +89,14 @@ def test_a_gated_or_misspelled_model_is_told_apart_from_no_network(fake_hub, rep
     assert_user_error(result, message)
 
 
+def test_a_model_folder_without_its_tokenizer_names_the_missing_files(tmp_path):
+    from tutor_algoritmos.phi35 import phi35_mini_config
+
+    phi35_mini_config().save_pretrained(tmp_path)
+    result = run("-m", "tutor_algoritmos.preflight", "--model_name_or_path", str(tmp_path))
+    assert_user_error(result, f"cannot load a tokenizer from {tmp_path}", "tokenizer.json or tokenizer.model")
+
+
 def test_big_model_without_cuda_states_the_wait_and_the_flag_lifts_it(tmp_path):
     """make all's preflight judges the run train_lora.py will make: its token count and its flags."""
     import shutil

@@ -159,7 +159,12 @@ def prepare(tutor: TutorArguments, model_args: TutorModelConfig, sft: TutorSFTCo
     records = load_records(data)  # structural problems stop us before any model is touched
     base = model_args.model_name_or_path
     check_base_model_reachable(base)
-    tokenizer = AutoTokenizer.from_pretrained(base, trust_remote_code=False)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base, trust_remote_code=False)
+    except (OSError, ValueError) as err:  # a folder with config.json and weights but no tokenizer files
+        raise UserError(f"cannot load a tokenizer from {base} ({str(err).strip().splitlines()[0][:120]}) — "
+                        "BASE_MODEL needs its tokenizer files (tokenizer.json or tokenizer.model with "
+                        "tokenizer_config.json)") from None
     if not tokenizer.chat_template:
         raise UserError(f"{base} has no chat template — use an instruct model")
     lengths = check_lengths(records, tokenizer, sft.max_length, data)
