@@ -143,6 +143,14 @@ def test_reports_write_every_answer_with_its_checks(tmp_path: Path):
     assert text.count("### base:") == 2 and text.count("### tuned:") == 2
     assert "✗ stopped" in text and "✓ hands back" in text
     assert f"<details><summary>{len(GOOD_LESSON * 2):,} characters</summary>" in text  # folded
+    # with a judge: each answer carries its verdict, and a missing one says so
+    verdicts = {"base": [None, {"mistake_location": 0.0, "clear_spanish": 0.5}],
+                "tuned": [{"technical_correctness": 1.0, "analogy_fit": None}, None]}
+    write_answers(tmp_path / "judged.md", records, answers, checks, verdicts)
+    judged = (tmp_path / "judged.md").read_text(encoding="utf-8")
+    assert judged.count("judge: no verdict") == 2
+    assert "judge: mistake location no, clear spanish partly" in judged
+    assert "judge: technical correctness yes" in judged and "analogy fit" not in judged
     assert not list(tmp_path.glob("*.tmp"))
 
 
