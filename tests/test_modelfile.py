@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import CONVERSATIONS, LLAMA_CPP_DIR, ROOT, modelfile_value, ollama_render
+from conftest import CONVERSATIONS, LLAMA_CPP_DIR, ROOT, modelfile_value, ollama_render, served_prompt_ids
 
 from tutor_algoritmos.chat_formats import PHI3
 from tutor_algoritmos.errors import UserError
@@ -25,19 +25,11 @@ def test_top_level_modelfile_is_generated_from_the_same_source(tiny_model):
 
 
 def test_num_keep_is_the_system_block_as_llama_cpp_and_the_real_tokenizer_cut_it(go_renderer, tokenizer):
-    from tutor_algoritmos.gguf_tools import load_llama
-
     num_keep = int(re.search(r"^PARAMETER num_keep (\d+)$", MODELFILE, re.M)[1])
     block = tokenizer(PHI3.system_block(SYSTEM_PROMPT), add_special_tokens=False)["input_ids"]
     assert num_keep == len(block) and block[0] == 32006 and block[-1] == 32007  # <|system|> ... <|end|>
     # in the served prompt the block ends on a token boundary: the first num_keep tokens are exactly it
-    prompt = ollama_render(go_renderer, PHI3.template, [{"role": "system", "content": SYSTEM_PROMPT},
-                                                         {"role": "user", "content": "¿Qué es BFS?"}])
-    llm = load_llama(PHI3_VOCAB, vocab_only=True)
-    try:
-        ids = llm.tokenize(prompt.encode(), add_bos=False, special=True)
-    finally:
-        llm.close()
+    ids = served_prompt_ids(go_renderer, PHI3, PHI3_VOCAB, SYSTEM_PROMPT)
     assert ids[:num_keep] == block and ids[num_keep] == 32010  # then <|user|>
 
 

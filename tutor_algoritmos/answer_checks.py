@@ -92,11 +92,11 @@ def code_blocks(text: str) -> list[str]:
             blocks.append(body)
             continue
         try:
-            ast.parse(body)
+            tree = ast.parse(body)
         except SyntaxError:
             continue
         if any(isinstance(n, (ast.FunctionDef, ast.For, ast.While, ast.Assign, ast.Return, ast.Assert))
-               for n in ast.walk(ast.parse(body))):
+               for n in ast.walk(tree)):
             blocks.append(body)
     return blocks
 

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from difflib import SequenceMatcher
 from pathlib import Path
 
-from tutor_algoritmos.answer_checks import PYTHON_BLOCK, SHORT_MAX_CHARS, has_analogy
+from tutor_algoritmos.answer_checks import PYTHON_BLOCK, SHORT_MAX_CHARS, has_analogy, student_blocks
 from tutor_algoritmos.dataset import KINDS, Problem, Record, read_jsonl, token_lengths, too_long
 from tutor_algoritmos.errors import UserError, run_cli
 from tutor_algoritmos.recipe import MAX_LENGTH, max_length_of
@@ -86,15 +86,14 @@ def content_problems(record: Record) -> list[Problem]:
             problems.append(Problem(line, "feedback-code: the student's first message shows no code or traceback",
                                     "paste the student's code in a ```python block (or the traceback)"))
         conversation = "".join(m["content"] for m in record.messages)
-        for turn in record.student_turns:
-            for code in PYTHON_BLOCK.findall(turn):
-                try:
-                    ast.parse(code)
-                except SyntaxError as err:  # IndentationError and TabError included
-                    if type(err).__name__ not in conversation:  # unless the lesson is about that very error
-                        problems.append(Problem(line, f"the student's code does not parse ({err.msg}, line "
-                                                      f"{err.lineno})", "paste code that runs, or make the "
-                                                "lesson about that SyntaxError"))
+        for code in student_blocks(record):
+            try:
+                ast.parse(code)
+            except SyntaxError as err:  # IndentationError and TabError included
+                if type(err).__name__ not in conversation:  # unless the lesson is about that very error
+                    problems.append(Problem(line, f"the student's code does not parse ({err.msg}, line "
+                                                  f"{err.lineno})", "paste code that runs, or make the "
+                                            "lesson about that SyntaxError"))
     elif record.kind == "short":
         for answer in record.answers:
             if len(answer) > SHORT_MAX_CHARS:
@@ -160,14 +159,10 @@ def offline_tokenizer(name: str, llama_cpp_dir: Path | None):
     from transformers import AutoTokenizer
 
     from tutor_algoritmos import recipe
-    from tutor_algoritmos.hardware import loadable_offline_or_online
+    from tutor_algoritmos.hardware import load_tokenizer, loadable_offline_or_online
 
     if loadable_offline_or_online(name):
-        try:
-            return AutoTokenizer.from_pretrained(name, trust_remote_code=False)
-        except (OSError, ValueError) as err:
-            raise UserError(f"cannot load the tokenizer of {name} ({type(err).__name__}: {str(err)[:200]}) — "
-                            "point BASE_MODEL at a model folder with its tokenizer files") from None
+        return load_tokenizer(name)
     vocab = llama_cpp_dir / "models" / "ggml-vocab-phi-3.gguf" if llama_cpp_dir else None
     if name == recipe.BASE_MODEL and vocab and vocab.is_file():
         from tutor_algoritmos.phi3_tokenizer import write_phi3_tokenizer

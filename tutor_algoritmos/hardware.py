@@ -209,6 +209,18 @@ def check_base_model_reachable(name: str) -> None:
         raise UserError(f"{unreachable} ({type(err).__name__})") from None
 
 
+def load_tokenizer(name: str):
+    """The base model's tokenizer; a folder without its tokenizer files is a user mistake, not a bug."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name, trust_remote_code=False)
+    except (OSError, ValueError) as err:  # e.g. config.json and weights, but no tokenizer files
+        raise UserError(f"cannot load a tokenizer from {name} ({str(err).strip().splitlines()[0][:120]}) — "
+                        "BASE_MODEL needs its tokenizer files (tokenizer.json or tokenizer.model with "
+                        "tokenizer_config.json)") from None
+
+
 def parameter_count(config) -> int:
     """Exact parameter count from the config alone, on the meta device (no memory, no download)."""
     from transformers import AutoModelForCausalLM

@@ -21,7 +21,7 @@ from tutor_algoritmos.dataset import (
 )
 from tutor_algoritmos.errors import UserError
 from tutor_algoritmos.files import publish, sha256_of, temporary_sibling
-from tutor_algoritmos.hardware import check_base_model_reachable, plan_for_model
+from tutor_algoritmos.hardware import check_base_model_reachable, load_tokenizer, plan_for_model
 from tutor_algoritmos.lora_targets import check_coverage, resolve_targets
 from tutor_algoritmos.train_config import TutorArguments, TutorModelConfig, TutorSFTConfig, fit_to_hardware
 
@@ -153,18 +153,11 @@ def build_trainer(tutor: TutorArguments, model_args: TutorModelConfig, sft: Tuto
 def prepare(tutor: TutorArguments, model_args: TutorModelConfig, sft: TutorSFTConfig):
     """Every check that needs no weights: data, base model, lengths, hardware. Seconds, not minutes.
     Returns the SFT config fitted to this machine's hardware (precision, device, checkpointing)."""
-    from transformers import AutoTokenizer
-
     data = Path(tutor.data)
     records = load_records(data)  # structural problems stop us before any model is touched
     base = model_args.model_name_or_path
     check_base_model_reachable(base)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(base, trust_remote_code=False)
-    except (OSError, ValueError) as err:  # a folder with config.json and weights but no tokenizer files
-        raise UserError(f"cannot load a tokenizer from {base} ({str(err).strip().splitlines()[0][:120]}) — "
-                        "BASE_MODEL needs its tokenizer files (tokenizer.json or tokenizer.model with "
-                        "tokenizer_config.json)") from None
+    tokenizer = load_tokenizer(base)
     if not tokenizer.chat_template:
         raise UserError(f"{base} has no chat template — use an instruct model")
     lengths = check_lengths(records, tokenizer, sft.max_length, data)
